@@ -1,0 +1,17 @@
+"""vggcifar — VGG16 with BatchNormalization on CIFAR-10, step by step, in Keras 3.
+
+One module per step of the article: :mod:`~vggcifar.data`, :mod:`~vggcifar.model`,
+:mod:`~vggcifar.training`, :mod:`~vggcifar.plots`, :mod:`~vggcifar.saving`; plus
+:mod:`~vggcifar.runs` (the run folder) and :mod:`~vggcifar.environment` (setup check).
+"""
+
+import os
+
+# Hide TensorFlow's C++ start-up messages (INFO and WARNING) unless the user chose a
+# level: students took them for errors. Python warnings and exceptions still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+#: Where the project lives; the notebooks' "Open in Colab" links point here.
+REPOSITORY = "https://github.com/vggcifar/vggcifar"

@@ -1,0 +1,337 @@
+"""Step 1 — the data: CIFAR-10 and two offline stand-ins for it.
+
+``load_data(data)`` is the one entry point. ``data`` names the source:
+
+* ``"cifar10"`` (the default, as in the article): the real CIFAR-10 through
+  ``keras.datasets.cifar10`` — downloaded once (about 170 MB) and cached.
+* a path to a folder, or a ``.tar.gz`` of one, laid out as
+  ``<split>/<class>/<image>`` (PNG or JPEG). The class names are the folder names
+  in sorted order. When there is only a ``train`` split, a seeded, stratified
+  part of it is held out as the test split.
+* ``"synthetic"``: generated pictures with CIFAR-10's shapes whose classes can
+  be learned (a class-dependent colour and stripe pattern plus noise). Nothing
+  to download: for trying the code on a machine without internet.
+
+Pictures stay ``uint8`` (0-255) and labels stay whole numbers (0-9); turning them
+into float32 pixels and one-hot vectors is part of the lesson in the notebooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+NAMED_SOURCES = ("cifar10", "synthetic")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SPLITS = ("train", "test")
+#: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
+HOLDOUT_FRACTION = 0.2
+
+#: What to tell a user when a source is not usable.
+ALLOWED_SOURCES = ("'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
+                   "folder or .tar.gz laid out as <split>/<class>/<image>")
+
+
+class DataError(ValueError):
+    """A data source that cannot be used, with a message that says what to do instead."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Pictures and labels of one source, split into train and test."""
+
+    x_train: np.ndarray  # (n, height, width, 3) uint8
+    y_train: np.ndarray  # (n,) int, class numbers
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple
+    source: str          # a one-line description, printed wherever the data is shown
+    notes: list = dataclasses.field(default_factory=list)  # caveats a reader must see
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def is_synthetic(self):
+        return self.source.startswith("SYNTHETIC")
+
+    def describe(self):
+        """A few lines for the notebook: source, caveats, shapes, classes."""
+        lines = [f"Data: {self.source}"]
+        lines += [f"Note: {note}" for note in self.notes]
+        lines += [f"x_train: {self.x_train.shape}   y_train: {self.y_train.shape}",
+                  f"x_test:  {self.x_test.shape}   y_test:  {self.y_test.shape}",
+                  f"classes ({self.num_classes}): {', '.join(self.class_names)}"]
+        return "\n".join(lines)
+
+
+def load_data(data="cifar10", subset=None, seed=0):
+    """Load a source (see the module's help) and optionally keep a small subset.
+
+    ``subset=N`` keeps N training pictures per class and shrinks the test split in
+    the same proportion, both stratified and chosen with ``seed``.
+    """
+    _check_subset(subset)
+    kind = source_kind(data)
+    if kind == "cifar10":
+        dataset = load_cifar10()
+    elif kind == "synthetic":
+        dataset = make_synthetic(per_class=subset or 5000, seed=seed)
+        return dataset  # generated at the requested size already
+    else:
+        dataset = load_image_folder(data, seed=seed)
+    if subset is not None:
+        dataset = take_subset(dataset, subset, seed=seed)
+    return dataset
+
+
+def source_kind(data):
+    """``"cifar10"``, ``"synthetic"`` or ``"folder"``; a clear DataError for anything else."""
+    if isinstance(data, Path):
+        data = str(data)
+    if not isinstance(data, str) or not data:
+        raise DataError(f"data must be {ALLOWED_SOURCES}; got {data!r}")
+    if data in NAMED_SOURCES:
+        return data
+    path = Path(data).expanduser()
+    if path.is_dir() or (path.is_file() and _is_tarball(path)):
+        return "folder"
+    if path.is_file():
+        raise DataError(f"data: {data!r} is a file but not a .tar.gz; allowed: {ALLOWED_SOURCES}")
+    if "/" in data or "\\" in data or _is_tarball(path):
+        raise DataError(f"data: folder or archive not found: {data!r}. "
+                        f"Allowed: {ALLOWED_SOURCES}")
+    raise DataError(f"data: unknown source {data!r}. Allowed: {ALLOWED_SOURCES}")
+
+
+def one_hot(labels, num_classes):
+    """Class numbers → one-hot rows (one 1, the rest 0), as float32."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, "
+                         f"got {labels.min()}..{labels.max()}")
+    return np.eye(num_classes, dtype="float32")[labels]
+
+
+# --- the real CIFAR-10 -------------------------------------------------------------
+
+def load_cifar10():
+    """The official CIFAR-10 through Keras, with a helpful message when the download fails."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as error:  # urllib, SSL, socket and partial-download errors alike
+        raise DataError(
+            "data='cifar10': could not download CIFAR-10 "
+            f"({type(error).__name__}: {error}). This needs internet access to "
+            "www.cs.toronto.edu. Without it, use one of the offline sources: "
+            "data='synthetic' (generated pictures, for trying the code) or "
+            "data='path/to/folder-or-archive.tar.gz' (your own copy of the pictures, "
+            "laid out as <split>/<class>/<image>).") from error
+    return Dataset(x_train, y_train.reshape(-1).astype("int64"),
+                   x_test, y_test.reshape(-1).astype("int64"),
+                   CIFAR10_CLASSES, "CIFAR-10 (official, via keras.datasets.cifar10)")
+
+
+# --- a folder (or .tar.gz) of pictures ----------------------------------------------
+
+def load_image_folder(path, seed=0, holdout_fraction=HOLDOUT_FRACTION):
+    """Read ``<split>/<class>/<image>`` pictures from a folder or a ``.tar.gz`` of one.
+
+    The archive is read in memory, never unpacked, so no member can write
+    outside a folder. All pictures must have one size; they are converted to RGB.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = [(p.relative_to(path).parts, p.read_bytes)
+                 for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        splits = _group_by_split(files, path)
+    else:
+        with tarfile.open(path, "r:*") as archive:
+            files = [(Path(m.name).parts, (lambda m=m: archive.extractfile(m).read()))
+                     for m in archive.getmembers()
+                     if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
+            splits = _group_by_split(files, path)
+    return _folder_dataset(splits, path, seed, holdout_fraction)
+
+
+def _group_by_split(files, path):
+    """{split: {class: [picture arrays]}} from (path parts, read function) pairs."""
+    splits = {}
+    for parts, read in files:
+        if len(parts) < 3:
+            raise DataError(f"data: {str(path)!r} must be laid out as <split>/<class>/<image>; "
+                            f"found {'/'.join(parts)!r}")
+        split, class_name = parts[-3], parts[-2]
+        if split not in SPLITS:
+            raise DataError(f"data: split folder {split!r} in {str(path)!r} is not allowed; "
+                            f"split folders must be named {' or '.join(SPLITS)}")
+        splits.setdefault(split, {}).setdefault(class_name, []).append(_decode(read(), parts))
+    if "train" not in splits:
+        raise DataError(f"data: no pictures (PNG or JPEG) under {str(path)!r}/train/<class>/; "
+                        f"the folder must be laid out as <split>/<class>/<image>")
+    return splits
+
+
+def _decode(raw, parts):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as picture:
+            return np.asarray(picture.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"data: cannot read picture {'/'.join(parts)!r}: {error}") from error
+
+
+def _folder_dataset(splits, path, seed, holdout_fraction):
+    class_names = tuple(sorted(splits["train"]))
+    if "test" in splits and tuple(sorted(splits["test"])) != class_names:
+        raise DataError(
+            f"data: class folders differ between splits in {str(path)!r}: "
+            f"train has {list(class_names)}, test has {sorted(splits['test'])}; "
+            "both splits must have the same class folders")
+    if len(class_names) < 2:
+        raise DataError(f"data: {str(path)!r} needs at least 2 class folders, "
+                        f"found {list(class_names)}")
+    arrays = {split: _stack(by_class, class_names, path) for split, by_class in splits.items()}
+    sizes = {x.shape[1:] for x, _ in arrays.values()}
+    if len(sizes) > 1:
+        raise DataError(f"data: pictures in {str(path)!r} must all have one size, found {sizes}")
+    source = f"picture folder {str(path)!r}"
+    if "test" in arrays:
+        (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+        return Dataset(x_train, y_train, x_test, y_test, class_names, source)
+    x, y = arrays["train"]
+    train_idx, test_idx = stratified_split(y, holdout_fraction, seed)
+    note = (f"this folder has no test split, so {len(test_idx):,} of its {len(y):,} training "
+            f"pictures ({holdout_fraction:.0%}, stratified, seed={seed}) are held out and "
+            "used as the test split; they are never trained on")
+    return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx],
+                   class_names, source, [note])
+
+
+def _stack(by_class, class_names, path):
+    pictures, labels = [], []
+    for label, name in enumerate(class_names):
+        pictures += by_class[name]
+        labels += [label] * len(by_class[name])
+    sizes = {p.shape for p in pictures}
+    if len(sizes) > 1:
+        raise DataError(f"data: pictures in {str(path)!r} must all have one size, "
+                        f"found {sorted(sizes)[:3]}")
+    return np.stack(pictures), np.asarray(labels, dtype="int64")
+
+
+def _is_tarball(path):
+    return path.name.lower().endswith((".tar.gz", ".tgz"))
+
+
+# --- subsets and held-out splits --------------------------------------------------
+
+def stratified_split(labels, fraction, seed=0):
+    """Indices (kept, held_out): ``fraction`` of every class held out, chosen with ``seed``."""
+    rng = np.random.default_rng(seed)
+    kept, held_out = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_out = max(1, round(len(members) * fraction))
+        held_out.append(members[:n_out])
+        kept.append(members[n_out:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def stratified_sample(labels, per_class, seed=0):
+    """Sorted indices of ``per_class`` items of every class, chosen with ``seed``."""
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
+              for label in np.unique(labels)]
+    return np.sort(np.concatenate(chosen))
+
+
+def take_subset(dataset, per_class, seed=0):
+    """Keep ``per_class`` training pictures per class; shrink test in the same proportion."""
+    smallest = int(np.bincount(dataset.y_train).min())
+    if per_class > smallest:
+        raise DataError(f"subset={per_class} is larger than the data: the smallest class has "
+                        f"{smallest} training pictures; allowed: 1..{smallest} or None (all)")
+    test_smallest = int(np.bincount(dataset.y_test).min())
+    test_per_class = max(1, min(test_smallest, round(per_class * test_smallest / smallest)))
+    train_idx = stratified_sample(dataset.y_train, per_class, seed)
+    test_idx = stratified_sample(dataset.y_test, test_per_class, seed)
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[train_idx], y_train=dataset.y_train[train_idx],
+        x_test=dataset.x_test[test_idx], y_test=dataset.y_test[test_idx],
+        notes=dataset.notes + [f"subset={per_class}: {per_class} training and "
+                               f"{test_per_class} test pictures per class (seed={seed})"])
+
+
+def _check_subset(subset):
+    if subset is None:
+        return
+    if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1:
+        raise DataError(f"subset must be None (all pictures) or a whole number >= 1 of "
+                        f"pictures per class; got {subset!r}")
+
+
+# --- synthetic pictures ----------------------------------------------------------
+
+def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0,
+                   image_size=32):
+    """Generated pictures with CIFAR-10's shapes and learnable classes.
+
+    Each class has its own mean colour and its own stripe direction and spacing;
+    every picture gets a random stripe phase and strong noise, so a model has to
+    look at the picture, not at a single pixel. Defaults give 50,000 + 10,000 like CIFAR-10.
+    """
+    test_per_class = test_per_class or max(1, per_class // 5)
+    rng = np.random.default_rng(seed)
+    pattern_rng = np.random.default_rng(1234)  # the classes look the same for every seed
+    colours = pattern_rng.uniform(60, 196, size=(num_classes, 3))
+    angles = np.linspace(0, np.pi, num_classes, endpoint=False)
+    spacings = pattern_rng.uniform(3.0, 8.0, size=num_classes)
+    colours, spacings = colours.astype("float32"), spacings.astype("float32")
+    rows, cols = np.mgrid[0:image_size, 0:image_size].astype("float32")
+
+    def pictures(n_per_class):
+        labels = np.repeat(np.arange(num_classes), n_per_class)
+        rng.shuffle(labels)
+        phase = rng.uniform(0, 2 * np.pi, size=(len(labels), 1, 1)).astype("float32")
+        cos, sin = np.cos(angles[labels]).astype("float32"), np.sin(angles[labels]).astype("float32")
+        direction = cos[:, None, None] * cols + sin[:, None, None] * rows
+        stripes = np.sin(2 * np.pi * direction / spacings[labels][:, None, None] + phase)
+        x = colours[labels][:, None, None, :] + 50 * stripes[..., None]
+        x = x + 40 * rng.standard_normal(size=x.shape, dtype="float32")
+        return np.clip(x, 0, 255).astype("uint8"), labels.astype("int64")
+
+    x_train, y_train = pictures(per_class)
+    x_test, y_test = pictures(test_per_class)
+    names = tuple(f"synthetic{i}" for i in range(num_classes))
+    return Dataset(x_train, y_train, x_test, y_test, names,
+                   "SYNTHETIC pictures (generated patterns, not CIFAR-10)",
+                   ["these are generated stripe patterns, not photographs: accuracy on them "
+                    "says nothing about CIFAR-10"])
+
+
+def source_shape(data, seed=0):
+    """``(input_shape, class_names)`` of a source, without downloading CIFAR-10."""
+    kind = source_kind(data)
+    if kind == "cifar10":
+        return (32, 32, 3), CIFAR10_CLASSES
+    if kind == "synthetic":
+        sample = make_synthetic(per_class=1, test_per_class=1)
+    else:
+        sample = load_image_folder(data, seed=seed)
+    return sample.input_shape, sample.class_names

@@ -1,0 +1,81 @@
+"""Step 4 — plots: accuracy and loss per epoch, and a grid of sample pictures.
+
+As in the article there are two figures, one for accuracy and one for loss,
+training in blue and test in red. The article's own published curves can be
+drawn beside them as dashed lines, so a run can be compared with the original.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: history key → label on the y axis
+METRICS = {"accuracy": "accuracy", "loss": "loss"}
+
+
+def load_article_history():
+    """The article's published per-epoch results (20 epochs), with Keras 3 key names."""
+    text = resources.files("vggcifar").joinpath("resources/article_history.json").read_text()
+    return json.loads(text)
+
+
+def plot_metric(history, metric="accuracy", reference=None, title=None):
+    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
+    ax.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
+    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5, label="test")
+    if reference is not None:
+        ax.plot(reference["epoch"], reference[metric], "b--", alpha=0.45, label="article: training")
+        ax.plot(reference["epoch"], reference[f"val_{metric}"], "r--", alpha=0.45,
+                label="article: test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(METRICS[metric])
+    ax.set_title(title or f"{metric} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, reference=None, out_dir=None, title_prefix=""):
+    """The article's two figures (accuracy, loss); saved as PNG into ``out_dir`` when given.
+
+    Returns ``{"accuracy": figure, "loss": figure}``.
+    """
+    figures = {metric: plot_metric(history, metric, reference,
+                                   title=f"{title_prefix}{metric} per epoch")
+               for metric in METRICS}
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for metric, fig in figures.items():
+            fig.savefig(Path(out_dir) / f"{metric}.png", dpi=100)
+    return figures
+
+
+def show_samples(x, y, class_names, per_class=1, title="", seed=0):
+    """A grid of pictures, ``per_class`` of each class, each titled with its class name."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).reshape(-1)
+    columns = len(class_names)
+    fig, axes = plt.subplots(per_class, columns, figsize=(1.4 * columns, 1.6 * per_class + 0.4),
+                             squeeze=False)
+    for label, name in enumerate(class_names):
+        members = np.flatnonzero(y == label)
+        picks = rng.choice(members, min(per_class, len(members)), replace=False)
+        for row in range(per_class):
+            ax = axes[row, label]
+            ax.axis("off")
+            if row < len(picks):
+                ax.imshow(x[picks[row]])
+                ax.set_title(name, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
