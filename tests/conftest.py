@@ -1,0 +1,38 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
+
+
+@pytest.fixture
+def shared_cifar_archive():
+    """The real CIFAR-10 training pictures (JPEG) that development machines and CI have."""
+    if not SHARED_CIFAR.exists():
+        pytest.skip(f"real CIFAR-10 pictures not found at {SHARED_CIFAR} "
+                    "(only development machines and CI have ../shared/datasets/)")
+    return SHARED_CIFAR
+
+
+def write_image_folder(root, layout, size=(32, 32), suffix=".png", seed=0):
+    """Write ``{split: {class: count}}`` as ``root/<split>/<class>/<n><suffix>``.
+
+    Every picture of class k is a flat colour k*20 plus a little noise, so classes differ.
+    """
+    rng = np.random.default_rng(seed)
+    for split, classes in layout.items():
+        for k, (class_name, count) in enumerate(sorted(classes.items())):
+            folder = Path(root) / split / class_name
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                pixels = np.clip(k * 20 + rng.integers(0, 10, (*size, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(folder / f"{n:04d}{suffix}")
+    return Path(root)

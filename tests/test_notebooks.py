@@ -1,0 +1,143 @@
+"""The notebooks: their structure, and every one of them executed on small settings."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import papermill
+import pytest
+
+import vggcifar
+from conftest import NOTEBOOKS
+
+NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]
+ARTICLE_DEFAULTS = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64}
+# Small settings for CI: generated pictures, 10 per class, one epoch.
+SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
+
+
+def read(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def parameters_of(notebook):
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
+    values = {}
+    for statement in ast.parse(cells[0].source).body:
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
+        values[statement.targets[0].id] = ast.literal_eval(statement.value)  # literals only
+    return values
+
+
+def test_the_five_notebooks_are_there():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_cell_is_literal_with_the_article_defaults(name):
+    values = parameters_of(read(name))
+    assert {k: values[k] for k in ARTICLE_DEFAULTS} == ARTICLE_DEFAULTS
+    assert isinstance(values["run_dir"], str) and values["run_dir"]
+
+
+def test_same_parameter_names_in_every_notebook():
+    shared = {name: set(parameters_of(read(name))) for name in NAMES}
+    assert all(names >= set(ARTICLE_DEFAULTS) | {"run_dir"} for names in shared.values())
+    assert len({parameters_of(read(name))["run_dir"] for name in NAMES}) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_without_outputs_and_with_stable_ids(name):
+    notebook = read(name)
+    nbformat.validate(notebook)
+    ids = [cell.id for cell in notebook.cells]
+    assert len(set(ids)) == len(ids) and all(ids)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            compile(cell.source, f"{name}:{cell.id}", "exec")  # plain Python, no magics
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_colab_link_setup_and_gpu_check(name):
+    notebook = read(name)
+    first = notebook.cells[0].source
+    repo = vggcifar.REPOSITORY.removeprefix("https://github.com/")
+    assert f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in first
+    assert notebook.metadata["accelerator"] == "GPU"
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "environment_report()" in code
+    install = next(c.source for c in notebook.cells if c.get("id") == "install")
+    # installs vggcifar only where missing, and never TensorFlow, Keras or NumPy
+    code_lines = "\n".join(line for line in install.splitlines() if not line.lstrip().startswith("#"))
+    assert 'find_spec("vggcifar") is None' in code_lines and "--no-deps" in code_lines
+    assert not any(word in code_lines.lower() for word in ("tensorflow", "keras", "numpy", "-u "))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The five notebooks with small parameters injected by papermill, not yet run."""
+    folder = tmp_path_factory.mktemp("prepared")
+    run_dir = folder / "run"
+    for name in NAMES:
+        papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", folder / f"{name}.ipynb",
+                                   parameters={**SMALL, "run_dir": str(run_dir)},
+                                   prepare_only=True, progress_bar=False)
+    return folder, run_dir
+
+
+def test_every_notebook_runs_under_nbval(prepared):
+    folder, run_dir = prepared
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+         *[f"{name}.ipynb" for name in NAMES]],
+        cwd=folder, env=ENV, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    # what 03, 04 and 05 leave in the run folder
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epoch"] == [1]
+    for produced in ("params.json", "history.csv", "metrics.json", "model.keras", "accuracy.png",
+                     "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5", "cifar10-CNN.h5"):
+        assert (run_dir / produced).exists(), produced
+
+
+def run_papermill(name, tmp_path, **parameters):
+    out = tmp_path / f"{name}-out.ipynb"
+    args = [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"), str(out),
+            "--no-progress-bar", "--cwd", str(tmp_path)]
+    for key, value in parameters.items():
+        args += ["-p", key, str(value)]
+    return subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900), out
+
+
+def test_papermill_epochs_gives_that_many_epochs_of_history(tmp_path):
+    run_dir = tmp_path / "two-epochs"
+    result, _ = run_papermill("03_training", tmp_path, data="synthetic", subset=5, epochs=2,
+                              batch_size=25, run_dir=run_dir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and len(history["val_accuracy"]) == 2
+    assert json.loads((run_dir / "params.json").read_text())["epochs"] == 2
+
+
+def test_bad_parameter_stops_the_notebook_before_training(tmp_path):
+    run_dir = tmp_path / "never"
+    result, out = run_papermill("03_training", tmp_path, data="synthetic", epochs=0, run_dir=run_dir)
+    assert result.returncode != 0
+    assert "epochs must be a whole number >= 1, got 0" in out.read_text()
+    assert not run_dir.exists()
+
+
+def test_plots_notebook_without_a_run_says_so_and_trains_one(tmp_path):
+    run_dir = tmp_path / "fresh-machine"
+    result, out = run_papermill("04_plots", tmp_path, data="synthetic", subset=5, epochs=1,
+                                batch_size=25, run_dir=run_dir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    text = out.read_text()
+    assert "No finished run" in text and "03_training.ipynb makes it" in text
+    assert (run_dir / "accuracy.png").exists() and (run_dir / "loss.png").exists()

@@ -1,0 +1,60 @@
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from conftest import REPO  # noqa: E402
+from vggcifar.plots import load_article_history, plot_history, plot_metric, show_samples  # noqa: E402
+
+SHARED_HISTORY = REPO.parent / "shared" / "article" / "article-history.json"
+
+
+def test_article_history_has_20_epochs_with_keras3_names():
+    article = load_article_history()
+    assert article["epoch"] == list(range(1, 21))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+        assert len(article[key]) == 20
+    assert article["accuracy"][-1] == pytest.approx(0.9689)
+    assert article["val_accuracy"][-1] == pytest.approx(0.835)
+
+
+def test_embedded_numbers_equal_the_shared_record():
+    if not SHARED_HISTORY.exists():
+        pytest.skip(f"{SHARED_HISTORY} not found (only development machines and CI have ../shared/)")
+    shared, article = json.loads(SHARED_HISTORY.read_text()), load_article_history()
+    assert article["accuracy"] == shared["acc"] and article["val_accuracy"] == shared["val_acc"]
+    assert article["loss"] == shared["loss"] and article["val_loss"] == shared["val_loss"]
+    assert article["seconds"] == shared["epoch_seconds"]
+
+
+def test_two_figures_blue_training_red_test_with_reference(tmp_path):
+    history = {"epoch": [1, 2, 3], "accuracy": [0.2, 0.4, 0.6], "val_accuracy": [0.2, 0.3, 0.35],
+               "loss": [2.0, 1.5, 1.0], "val_loss": [2.1, 1.8, 1.9]}
+    figures = plot_history(history, reference=load_article_history(), out_dir=tmp_path)
+    assert set(figures) == {"accuracy", "loss"}
+    for metric, fig in figures.items():
+        lines = fig.axes[0].get_lines()
+        assert [line.get_label() for line in lines] == [
+            "training", "test", "article: training", "article: test"]
+        assert lines[0].get_color() == "b" and lines[1].get_color() == "r"
+        assert list(lines[1].get_ydata()) == history[f"val_{metric}"]
+        assert len(lines[2].get_xdata()) == 20
+        png = tmp_path / f"{metric}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_metric_is_named():
+    with pytest.raises(ValueError, match="metric must be one of"):
+        plot_metric({"precision": [1]}, "precision")
+
+
+def test_sample_grid_titles_are_class_names():
+    x = np.zeros((20, 32, 32, 3), "uint8")
+    y = np.repeat([0, 1], 10)
+    fig = show_samples(x, y, ("cat", "dog"), per_class=2, title="SYNTHETIC")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles.count("cat") == 2 and titles.count("dog") == 2
+    assert fig._suptitle.get_text() == "SYNTHETIC"
