@@ -1,13 +1,29 @@
-"""The setup check every notebook starts with: versions, and is there a GPU?"""
+"""The machine: versions, GPU check, and the fastest settings Keras offers on it.
+
+* :func:`environment_report` — what every notebook prints first.
+* :func:`choose_precision` — ``"auto"`` picks mixed precision where the hardware gains
+  from it: ``mixed_float16`` on NVIDIA GPUs of compute capability 7.0 and newer
+  (tensor cores), ``mixed_bfloat16`` on TPUs and on CPUs with native bfloat16
+  (AVX512-BF16 or AMX), ``float32`` elsewhere.
+* :func:`choose_strategy` — ``"auto"`` picks TPUStrategy on a TPU, MirroredStrategy
+  when more than one GPU is visible, and the default (one device) otherwise.
+  ``batch_size`` is always the *global* batch: with two GPUs and batch_size 64,
+  each GPU gets 32 pictures per step.
+"""
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 GPU_HINT = ("No GPU found: training will be slow (an epoch of the full data takes tens of "
             "minutes on a CPU). On Colab: Runtime → Change runtime type → Hardware "
             "accelerator: GPU (T4), then run the notebook again. Without a GPU, use small "
             "settings such as subset=500, epochs=2.")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "tpu")
+DRIVE_ROOT = "/content/drive"
 
 
 def environment_report(show=True):
@@ -18,9 +34,107 @@ def environment_report(show=True):
 
     gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
     report = {"python": platform.python_version(), "tensorflow": tf.__version__,
-              "keras": keras.__version__, "numpy": numpy.__version__, "gpus": gpus}
+              "keras": keras.__version__, "numpy": numpy.__version__, "gpus": gpus,
+              "device": describe_device()}
     if show:
         print(f"Python {report['python']}  TensorFlow {report['tensorflow']}  "
               f"Keras {report['keras']}  NumPy {report['numpy']}")
-        print(f"GPU: {', '.join(gpus)}" if gpus else GPU_HINT)
+        print(f"GPU: {report['device']}" if gpus else GPU_HINT)
     return report
+
+
+def describe_device():
+    """One line: the GPUs with their compute capability, the TPU, or the CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+        return ", ".join(f"{d.get('device_name', 'GPU')} (compute capability "
+                         f"{'.'.join(map(str, d.get('compute_capability', ('?',))))})"
+                         for d in details)
+    if _tpu_present():
+        return "TPU"
+    return f"CPU ({os.cpu_count()} cores{', bfloat16' if cpu_has_bfloat16() else ''})"
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16 flags)."""
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_precision(gpu_capabilities, tpu, cpu_bfloat16):
+    """The rule behind ``precision="auto"``, on plain facts (testable without the hardware)."""
+    if gpu_capabilities:
+        return "mixed_float16" if min(gpu_capabilities) >= (7, 0) else "float32"
+    if tpu or cpu_bfloat16:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def choose_precision(precision="auto"):
+    """The Keras dtype policy name to use; ``"auto"`` looks at the hardware."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    capabilities = [tuple(tf.config.experimental.get_device_details(gpu)
+                          .get("compute_capability", (0, 0)))
+                    for gpu in tf.config.list_physical_devices("GPU")]
+    return pick_precision(capabilities, _tpu_present(), cpu_has_bfloat16())
+
+
+def pick_strategy_kind(tpu, gpu_count):
+    """The rule behind ``strategy="auto"``."""
+    if tpu:
+        return "tpu"
+    return "mirrored" if gpu_count > 1 else "default"
+
+
+def choose_strategy(strategy="auto"):
+    """A ``tf.distribute`` strategy; build and compile the model inside its ``scope()``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    import tensorflow as tf
+
+    kind = strategy
+    if strategy == "auto":
+        kind = pick_strategy_kind(_tpu_present(), len(tf.config.list_physical_devices("GPU")))
+    if kind == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def _tpu_present():
+    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        return True
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("TPU"))
+
+
+def mount_drive_if_needed(run_dir):
+    """On Colab, mount Google Drive when ``run_dir`` lies on it, so runs survive a disconnect."""
+    if not str(run_dir).startswith(DRIVE_ROOT):
+        return False
+    try:
+        from google.colab import drive  # only exists on Colab
+    except ImportError:
+        raise ValueError(f"run_dir {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), "
+                         "which only Colab can mount; use a local folder here") from None
+    if not Path(DRIVE_ROOT, "MyDrive").exists():
+        drive.mount(DRIVE_ROOT)
+    return True
