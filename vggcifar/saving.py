@@ -23,6 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import model as _model  # noqa: F401  registers FusedBatchNormalization for loading
+
 FILES = {"keras": "cifar10-CNN.keras",
          "weights": "cifar10-CNN.weights.h5",
          "legacy_h5": "cifar10-CNN.h5"}
