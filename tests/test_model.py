@@ -81,3 +81,40 @@ def test_other_class_counts_and_input_shapes():
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_vgg16(**kwargs)
+
+
+def test_fused_batchnorm_has_the_same_weights_and_maths():
+    x = np.random.default_rng(0).random((16, 32, 32, 3), dtype="float32")
+    keras.utils.set_random_seed(3)
+    plain = build_vgg16(fc_units=16)
+    keras.utils.set_random_seed(3)
+    fused = build_vgg16(fc_units=16, fused_batchnorm=True)
+    assert isinstance(fused.get_layer("bn1"), keras.layers.BatchNormalization)
+    assert count_params(fused)["non_trainable"] == ARTICLE_PARAMS["non_trainable"]
+    for model in (plain, fused):  # move the statistics away from their start values
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.1))
+                layer.moving_variance.assign(np.full(layer.moving_variance.shape, 2.0))
+    np.testing.assert_allclose(fused.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-5)
+    # training mode: batch statistics in both
+    np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-4)
+
+
+def test_folded_copy_predicts_the_same_without_batchnorm():
+    from vggcifar.model import fold_batchnorm
+    keras.utils.set_random_seed(4)
+    model = build_vgg16(fc_units=32)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([np.linspace(0.5, 1.5, n), np.linspace(-0.2, 0.2, n),
+                               np.linspace(-0.1, 0.1, n), np.linspace(0.5, 2.0, n)])
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert [l.name for l in folded.layers if "conv" in l.name] == [
+        l.name for l in model.layers if "conv" in l.name]
+    x = np.random.default_rng(1).random((8, 32, 32, 3), dtype="float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        fold_batchnorm(folded)

@@ -52,8 +52,14 @@ def test_run_folder_records_params_metrics_and_model(tiny_run):
     run_dir, model, dataset, history = tiny_run
     params = runs.load_params(run_dir)
     assert params == {"epochs": 2, "batch_size": 32, "data": "synthetic", "subset": 20}
+    environment = runs.read_json(run_dir / runs.ENVIRONMENT)
+    assert set(environment) >= {"python", "tensorflow", "keras", "numpy", "device", "precision",
+                                "strategy", "replicas"}
+    assert environment["precision"] == "float32" and environment["replicas"] == 1
+    assert not (run_dir / runs.BACKUP).exists()  # a finished run needs no backup
     metrics = json.loads((run_dir / runs.METRICS).read_text())
     assert metrics["epochs"] == 2 and metrics["val_accuracy"] == history["val_accuracy"][-1]
+    assert metrics["environment"]["keras"] == keras.__version__
     assert runs.is_finished(run_dir)
     reloaded = keras.models.load_model(run_dir / runs.MODEL)
     x = pixels_to_float(dataset.x_test[:8])
@@ -80,7 +86,7 @@ def test_history_is_written_after_every_epoch(tmp_path):
 def test_a_finished_run_is_not_overwritten(tiny_run):
     run_dir, _, dataset, _ = tiny_run
     before = (run_dir / runs.HISTORY).read_text()
-    with pytest.raises(runs.RunFolderError, match="already holds a run.*overwrite=True"):
+    with pytest.raises(runs.RunFolderError, match="already holds a run with other parameters.*epochs.*overwrite=True"):
         train(build_vgg16(), dataset, epochs=1, batch_size=32, run_dir=run_dir)
     assert (run_dir / runs.HISTORY).read_text() == before
 

@@ -1,0 +1,142 @@
+"""Precision, strategy, determinism and the input pipeline."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from vggcifar import environment
+from vggcifar.environment import (choose_precision, choose_strategy, cpu_has_bfloat16,
+                                  mount_drive_if_needed, pick_precision, pick_strategy_kind)
+from vggcifar.model import build_vgg16
+from vggcifar.training import check_params, make_pipeline
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.mark.parametrize("gpus, tpu, cpu_bf16, expected", [
+    ([(7, 5)], False, False, "mixed_float16"),      # T4
+    ([(9, 0), (9, 0)], False, True, "mixed_float16"),  # two H100s
+    ([(6, 0)], False, False, "float32"),            # P100: no tensor cores
+    ([], True, False, "mixed_bfloat16"),            # TPU
+    ([], False, True, "mixed_bfloat16"),            # CPU with AVX512-BF16 or AMX
+    ([], False, False, "float32"),                  # other CPUs
+])
+def test_auto_precision_rule(gpus, tpu, cpu_bf16, expected):
+    assert pick_precision(gpus, tpu, cpu_bf16) == expected
+
+
+def test_cpu_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_bfloat16(info)
+    info.write_text("flags\t\t: fpu sse avx2 avx512f\n")
+    assert not cpu_has_bfloat16(info)
+    assert not cpu_has_bfloat16(tmp_path / "missing")
+
+
+def test_choose_precision_can_be_forced_and_checks_its_argument():
+    assert choose_precision("float32") == "float32"
+    assert choose_precision("auto") in ("float32", "mixed_bfloat16")  # no GPU here
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("float64")
+
+
+def test_mixed_precision_model_keeps_a_float32_output():
+    model = build_vgg16(dtype="mixed_bfloat16", fc_units=16)
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("block1_conv1").variable_dtype == "float32"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    probabilities = model.predict(np.random.rand(2, 32, 32, 3).astype("float32"), verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tpu, gpus, expected", [
+    (True, 0, "tpu"), (False, 2, "mirrored"), (False, 8, "mirrored"),
+    (False, 1, "default"), (False, 0, "default")])
+def test_auto_strategy_rule(tpu, gpus, expected):
+    assert pick_strategy_kind(tpu, gpus) == expected
+
+
+def test_bad_strategy_and_precision_parameters():
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        check_params(strategy="horovod")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        check_params(precision="half")
+    with pytest.raises(ValueError, match="deterministic must be True or False"):
+        check_params(deterministic="yes")
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        choose_strategy("horovod")
+
+
+def test_pipeline_keeps_uint8_until_the_batch_and_shuffles_each_epoch():
+    x = np.arange(20, dtype="uint8").reshape(20, 1, 1, 1) * 10
+    y = np.arange(20) % 4
+    pipeline = make_pipeline(x, y, 4, batch_size=8, shuffle=True, seed=3)
+    first = [(bx.numpy(), by.numpy()) for bx, by in pipeline]
+    second = [(bx.numpy(), by.numpy()) for bx, by in pipeline]
+    assert [len(bx) for bx, _ in first] == [8, 8, 4]
+    bx, by = first[0]
+    assert bx.dtype == np.float32 and by.shape == (8, 4)
+    np.testing.assert_allclose(bx.reshape(-1) * 255 / 10 % 4, by.argmax(1))  # pairs kept
+    order = lambda batches: np.concatenate([b.reshape(-1) for b, _ in batches])  # noqa: E731
+    np.testing.assert_allclose(sorted(order(first)), sorted(x.reshape(-1) / 255), rtol=1e-6)
+    assert not np.array_equal(order(first), order(second))  # a new order every epoch
+    again = [bx.numpy() for bx, _ in make_pipeline(x, y, 4, 8, shuffle=True, seed=3)]
+    assert np.array_equal(np.concatenate(again).reshape(-1), order(first))  # seeded
+
+
+def test_drive_is_mounted_only_for_drive_paths():
+    assert mount_drive_if_needed("runs/article") is False
+    with pytest.raises(ValueError, match="only Colab can mount"):
+        mount_drive_if_needed("/content/drive/MyDrive/vggcifar/run")
+
+
+def run_python(code, timeout=600):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=ENV,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def test_deterministic_runs_give_identical_histories(tmp_path):
+    out = run_python(f"""
+        import json
+        from vggcifar.training import run_training
+        histories = []
+        for name in ("a", "b"):
+            _, _, history = run_training(data="synthetic", subset=4, epochs=2, batch_size=16,
+                                         seed=7, precision="float32", deterministic=True,
+                                         run_dir=r"{tmp_path}/" + name)
+            histories.append({{k: v for k, v in history.items() if k != "seconds"}})
+        print("HISTORIES", json.dumps(histories))
+    """)
+    a, b = json.loads(out.split("HISTORIES ")[1])
+    assert a == b and a["epoch"] == [1, 2]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    out = run_python(f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from vggcifar import runs
+        from vggcifar.training import run_training
+        _, _, history = run_training(data="synthetic", subset=4, epochs=2, batch_size=16,
+                                     precision="float32", strategy="mirrored",
+                                     run_dir=r"{tmp_path}/mirrored")
+        print("ENV", json.dumps(runs.read_json(r"{tmp_path}/mirrored/environment.json")))
+        print("EPOCHS", history["epoch"])
+    """)
+    env = json.loads(out.split("ENV ")[1].splitlines()[0])
+    assert env["strategy"] == "MirroredStrategy" and env["replicas"] == 2
+    assert "EPOCHS [1, 2]" in out
+    assert "3 steps (40 pictures, batch_size 16)" in out  # batch_size is the global batch
