@@ -165,7 +165,7 @@ def fold_batchnorm(model, dtype=None):
     layer disappears: the same predictions (up to rounding) with 13 fewer passes over
     the activations. ``dtype`` sets the copy's precision policy (default: the model's).
     """
-    config = {layer.name: layer for layer in model.layers}
+    by_name = {layer.name: layer for layer in model.layers}
     if not any(isinstance(layer, layers.BatchNormalization) for layer in model.layers):
         raise ValueError("fold_batchnorm: the model has no BatchNormalization layers")
     dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
@@ -174,9 +174,9 @@ def fold_batchnorm(model, dtype=None):
                          dtype=dtype or model.layers[0].dtype_policy.name,
                          name=f"{model.name}_folded")
     for layer in folded.layers:
-        source = config[layer.name]
+        source = by_name[layer.name]
         if isinstance(layer, layers.Conv2D):
-            bn = config[f"bn{_bn_index(model, layer.name)}"]
+            bn = by_name[f"bn{_bn_index(model, layer.name)}"]
             gamma, beta, mean, variance = (np.asarray(w) for w in bn.get_weights())
             scale = gamma / np.sqrt(variance + bn.epsilon)
             kernel, bias = source.get_weights()
