@@ -17,8 +17,8 @@ import os
 import platform
 from pathlib import Path
 
-GPU_HINT = ("No GPU found: training will be slow (an epoch of the full data takes tens of "
-            "minutes on a CPU). On Colab: Runtime → Change runtime type → Hardware "
+GPU_HINT = ("No GPU found: training will be slow (an epoch of the full data takes 10 to 20 "
+            "minutes on a 2-core CPU). On Colab: Runtime → Change runtime type → Hardware "
             "accelerator: GPU (T4), then run the notebook again. Without a GPU, use small "
             "settings such as subset=500, epochs=2.")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
