@@ -98,11 +98,12 @@ def start_run(run_dir, params, environment, overwrite=False):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if is_finished(run_dir):  # its records stay as they were
+        history = load_history(run_dir)
+        return {"finished": True, "epoch": len(history["epoch"]),
+                "weights": run_dir / MODEL, "history": history}
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / ENVIRONMENT, environment)
-    if is_finished(run_dir):
-        return {"finished": True, "epoch": len(load_history(run_dir)["epoch"]),
-                "weights": run_dir / MODEL, "history": load_history(run_dir)}
     return read_backup(run_dir)
 
 
