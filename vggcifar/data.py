@@ -82,7 +82,7 @@ def load_data(data="cifar10", subset=None, seed=0):
     ``subset=N`` keeps N training pictures per class and shrinks the test split in
     the same proportion, both stratified and chosen with ``seed``.
     """
-    _check_subset(subset)
+    check_subset(subset)
     kind = source_kind(data)
     if kind == "cifar10":
         dataset = load_cifar10()
@@ -278,7 +278,7 @@ def take_subset(dataset, per_class, seed=0):
                                f"{test_per_class} test pictures per class (seed={seed})"])
 
 
-def _check_subset(subset):
+def check_subset(subset):
     if subset is None:
         return
     if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1:

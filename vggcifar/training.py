@@ -12,6 +12,7 @@ check, seed, load, build, train — in one call.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -35,7 +36,7 @@ def check_params(*, epochs=20, batch_size=64, data="cifar10", subset=None, seed=
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if not _whole(seed, 0):
         raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
-    if not isinstance(run_dir, (str, runs.Path)) or not str(run_dir):
+    if not isinstance(run_dir, (str, Path)) or not str(run_dir):
         raise ValueError(f"run_dir must be a folder path, got {run_dir!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -43,7 +44,7 @@ def check_params(*, epochs=20, batch_size=64, data="cifar10", subset=None, seed=
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if not isinstance(deterministic, bool):
         raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
-    data_module._check_subset(subset)
+    data_module.check_subset(subset)
     data_module.source_kind(data)
 
 
@@ -170,7 +171,7 @@ def run_training(*, epochs=20, batch_size=64, data="cifar10", subset=None, seed=
                   seed=seed, run_dir=str(run_dir), precision=precision, strategy=strategy,
                   deterministic=deterministic)
     check_params(**params)
-    runs.check_free(run_dir, params, overwrite)
+    runs.check_free(run_dir, params, overwrite)  # before the download, not only in train()
     seed_everything(seed, deterministic)
     dataset = data_module.load_data(data, subset=subset, seed=seed)
     print(dataset.describe())
