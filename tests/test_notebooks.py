@@ -12,8 +12,11 @@ import pytest
 
 import vggcifar
 from conftest import NOTEBOOKS
+from vggcifar.improvements import IMPROVED_RECIPE
 
-NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]
+NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
+BEYOND = ["06_improvements", "07_evaluation"]
+ALL = NAMES + BEYOND
 ARTICLE_DEFAULTS = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64}
 # Small settings for CI: generated pictures, 10 per class, one epoch.
 SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
@@ -34,11 +37,11 @@ def parameters_of(notebook):
     return values
 
 
-def test_the_five_notebooks_are_there():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+def test_the_notebooks_are_there():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == ALL
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_parameters_cell_is_literal_with_the_article_defaults(name):
     values = parameters_of(read(name))
     assert {k: values[k] for k in ARTICLE_DEFAULTS} == ARTICLE_DEFAULTS
@@ -51,7 +54,15 @@ def test_same_parameter_names_in_every_notebook():
     assert len({parameters_of(read(name))["run_dir"] for name in NAMES}) == 1
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_improvements_notebook_defaults_are_the_improved_recipe_with_honest_validation():
+    values = parameters_of(read("06_improvements"))
+    assert {k: values[k] for k in IMPROVED_RECIPE} == IMPROVED_RECIPE
+    assert values["validation"] == "holdout" and values["run_dir"] != values["article_run_dir"]
+    assert values["article_run_dir"] == parameters_of(read("03_training"))["run_dir"]
+    assert parameters_of(read("03_training"))["validation"] == "test"  # the article's way
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_committed_without_outputs_and_with_stable_ids(name):
     notebook = read(name)
     nbformat.validate(notebook)
@@ -63,7 +74,7 @@ def test_committed_without_outputs_and_with_stable_ids(name):
             compile(cell.source, f"{name}:{cell.id}", "exec")  # plain Python, no magics
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_colab_link_setup_and_gpu_check(name):
     notebook = read(name)
     first = notebook.cells[0].source
@@ -81,12 +92,16 @@ def test_colab_link_setup_and_gpu_check(name):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """The five notebooks with small parameters injected by papermill, not yet run."""
+    """All notebooks with small parameters injected by papermill, not yet run.
+
+    06 compares its improved run with the article run that 03 made; 07 evaluates that run.
+    """
     folder = tmp_path_factory.mktemp("prepared")
     run_dir = folder / "run"
-    for name in NAMES:
+    extra = {"06_improvements": {"run_dir": str(folder / "improved"), "article_run_dir": str(run_dir)}}
+    for name in ALL:
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", folder / f"{name}.ipynb",
-                                   parameters={**SMALL, "run_dir": str(run_dir)},
+                                   parameters={**SMALL, "run_dir": str(run_dir), **extra.get(name, {})},
                                    prepare_only=True, progress_bar=False)
     return folder, run_dir
 
@@ -95,7 +110,7 @@ def test_every_notebook_runs_under_nbval(prepared):
     folder, run_dir = prepared
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         *[f"{name}.ipynb" for name in NAMES]],
+         *[f"{name}.ipynb" for name in ALL]],
         cwd=folder, env=ENV, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     # what 03, 04 and 05 leave in the run folder
@@ -104,6 +119,13 @@ def test_every_notebook_runs_under_nbval(prepared):
     for produced in ("params.json", "history.csv", "metrics.json", "model.keras", "accuracy.png",
                      "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5", "cifar10-CNN.h5"):
         assert (run_dir / produced).exists(), produced
+    # 06: its own run, with the improved recipe, validated on held-out pictures
+    improved = run_dir.parent / "improved"
+    params = json.loads((improved / "params.json").read_text())
+    assert params["validation"] == "holdout" and params["optimizer"] == IMPROVED_RECIPE["optimizer"]
+    assert "test_accuracy" in json.loads((improved / "metrics.json").read_text())
+    # 03's run was reused by 06, not trained again (one history row, article recipe)
+    assert json.loads((run_dir / "params.json").read_text())["dropout"] == 0.0
 
 
 def run_papermill(name, tmp_path, **parameters):
@@ -130,6 +152,18 @@ def test_bad_parameter_stops_the_notebook_before_training(tmp_path):
     result, out = run_papermill("03_training", tmp_path, data="synthetic", epochs=0, run_dir=run_dir)
     assert result.returncode != 0
     assert "epochs must be a whole number >= 1, got 0" in out.read_text()
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("name, parameters, message", [
+    ("06_improvements", {"optimizer": "rmsprop"}, "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'"),
+    ("07_evaluation", {"picture": "no-such-cat.jpg"}, "picture 'no-such-cat.jpg': no such file"),
+])
+def test_bad_parameter_of_a_later_notebook_stops_it_early(tmp_path, name, parameters, message):
+    run_dir = tmp_path / "never"
+    result, out = run_papermill(name, tmp_path, data="synthetic", run_dir=run_dir, **parameters)
+    assert result.returncode != 0
+    assert message in out.read_text()
     assert not run_dir.exists()
 
 

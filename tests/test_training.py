@@ -51,7 +51,8 @@ def test_history_has_one_row_per_epoch_in_json_and_csv(tiny_run):
 def test_run_folder_records_params_metrics_and_model(tiny_run):
     run_dir, model, dataset, history = tiny_run
     params = runs.load_params(run_dir)
-    assert params == {"epochs": 2, "batch_size": 32, "data": "synthetic", "subset": 20}
+    assert params == {"epochs": 2, "batch_size": 32, "validation": "test", "data": "synthetic",
+                      "subset": 20}
     environment = runs.read_json(run_dir / runs.ENVIRONMENT)
     assert set(environment) >= {"python", "tensorflow", "keras", "numpy", "device", "precision",
                                 "strategy", "replicas"}
@@ -59,6 +60,7 @@ def test_run_folder_records_params_metrics_and_model(tiny_run):
     assert not (run_dir / runs.BACKUP).exists()  # a finished run needs no backup
     metrics = json.loads((run_dir / runs.METRICS).read_text())
     assert metrics["epochs"] == 2 and metrics["val_accuracy"] == history["val_accuracy"][-1]
+    assert metrics["test_accuracy"] == metrics["val_accuracy"]  # the article validates on test
     assert metrics["environment"]["keras"] == keras.__version__
     assert runs.is_finished(run_dir)
     reloaded = keras.models.load_model(run_dir / runs.MODEL)

@@ -79,3 +79,88 @@ def show_samples(x, y, class_names, per_class=1, title="", seed=0):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --- 06: improvements ---------------------------------------------------------------
+
+def plot_comparison(histories, metric="accuracy", title=None):
+    """Several runs in one figure: ``{label: history}``; training solid, validation dashed."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (label, history), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
+        ax.plot(epochs, history[metric], color=color, linewidth=2, label=f"{label}: training")
+        ax.plot(epochs, history[f"val_{metric}"], "--", color=color, linewidth=2,
+                label=f"{label}: validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(METRICS[metric])
+    ax.set_title(title or f"{metric} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_schedule(schedule, total_steps, steps_per_epoch):
+    """The learning rate of every step of a Keras schedule (or a constant), against epochs."""
+    steps = np.arange(total_steps + 1)
+    rates = [float(schedule(step)) if callable(schedule) else float(schedule) for step in steps]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps / steps_per_epoch, rates, linewidth=2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("learning rate during training")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_pictures(pictures, titles=None, columns=8, title="", size=1.4):
+    """A grid of pictures, each with its (short) title below the grid row."""
+    count = len(pictures)
+    rows = max(1, -(-count // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.35) * rows + 0.4),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < count:
+            ax.imshow(pictures[i])
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- 07: evaluation -----------------------------------------------------------------
+
+def plot_confusion_matrix(matrix, class_names, title="confusion matrix (rows: true class)"):
+    """The confusion matrix as a picture: each row in shares of that class, counts written in."""
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for t in ticks:
+        for p in ticks:
+            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if shares[t, p] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_mistakes(pictures, labels, probabilities, indices, class_names, columns=8):
+    """The pictures at ``indices`` titled "true → predicted (confidence)"."""
+    predicted = np.argmax(probabilities, axis=1)
+    titles = [f"{class_names[labels[i]]}\n→ {class_names[predicted[i]]} "
+              f"{probabilities[i, predicted[i]]:.0%}" for i in indices]
+    return show_pictures([pictures[i] for i in indices], titles, columns=columns,
+                         title="the most confident mistakes (true → predicted, confidence)")

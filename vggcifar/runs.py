@@ -8,7 +8,8 @@
 ``backup/``            the last completed epoch: weights with the optimizer's state,
                        and ``state.json`` (epoch number and history)
 ``model.keras``        the trained model (written when training ends)
-``metrics.json``       the final figures; its presence means "finished"
+``metrics.json``       the final figures (with the test split's, scored once); its
+                       presence means "finished"
 =====================  ========================================================
 
 **Resuming.** Colab disconnects long sessions. After every epoch the weights (with
@@ -157,14 +158,18 @@ def write_history(run_dir, history):
     write_text(run_dir / HISTORY_CSV, table.getvalue())
 
 
-def finish_run(run_dir, model, history, environment):
-    """Save the trained model, write ``metrics.json`` (the mark of a finished run), drop the backup."""
+def finish_run(run_dir, model, history, environment, test=None):
+    """Save the trained model, write ``metrics.json`` (the mark of a finished run), drop the backup.
+
+    ``test`` (``test_loss``, ``test_accuracy``) goes into ``metrics.json`` too.
+    """
     run_dir = Path(run_dir)
     write_history(run_dir, history)
     tmp = run_dir / ("tmp-" + MODEL)
     model.save(tmp)
     os.replace(tmp, run_dir / MODEL)
     final = {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}
+    final.update(test or {})
     final["epochs"] = len(history["epoch"])
     final["mean_epoch_seconds"] = round(sum(history["seconds"]) / len(history["seconds"]), 2)
     final["environment"] = environment
@@ -199,9 +204,9 @@ def ensure_finished_run(notebook, **params):
     would — resuming, if an earlier attempt of this notebook was cut off — and labels
     the result as made here. Returns True when it had to train.
     """
-    from .training import check_params, run_training
+    from .training import run_params, run_training
 
-    check_params(**params)
+    params = run_params(**params)
     run_dir = Path(params["run_dir"])
     if is_finished(run_dir):
         print(f"Using the finished run in {str(run_dir)!r} "

@@ -62,15 +62,24 @@ def _save_legacy_h5(model, path):
             model._compile_config = compile_config
 
 
+def check_model_file(path, name="model_path"):
+    """Raise unless ``path`` is an existing whole-model file (``.keras``, or legacy ``.h5``)."""
+    path = Path(str(path))
+    if path.suffix not in (".keras", ".h5") or path.name.endswith(".weights.h5"):
+        raise ValueError(f"{name} must name a whole-model file ending in .keras (or a legacy "
+                         f".h5), got {str(path)!r}; a .weights.h5 file holds weights only: "
+                         "load it into a built model with model.load_weights")
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: model file not found: {str(path)!r}")
+    return path
+
+
 def load_saved_model(path):
     """Load a whole model (``.keras`` or legacy ``.h5``) with Keras' safe mode on.
 
     Safe mode refuses files that would run arbitrary Python code (lambda layers).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model file not found: {str(path)!r}")
-    return keras.models.load_model(path, safe_mode=True)
+    return keras.models.load_model(check_model_file(path, "path"), safe_mode=True)
 
 
 def reload_model_files(paths, model):
