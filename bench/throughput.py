@@ -10,7 +10,8 @@ same pictures (generated, CIFAR-10's shapes: speed does not depend on what they 
 * article: ``model.fit`` on float32 arrays already divided by 255, float32 weights and
   maths, ``model.predict`` on float32 arrays — what the 2020 code does;
 * vggcifar: ``choose_precision("auto")`` (mixed precision where the hardware gains),
-  BatchNormalization by TensorFlow's fused kernel, the uint8 ``tf.data`` pipeline of
+  BatchNormalization by TensorFlow's fused kernel, Adam's update by TensorFlow's fused
+  kernel (``vggcifar.optimizers.FusedAdam``), the uint8 ``tf.data`` pipeline of
   ``vggcifar.training``, Keras' automatic XLA choice (on for GPUs, off for CPUs, where
   it was slower); predictions from the copy with BatchNormalization folded into the
   convolutions (``vggcifar.model.fold_batchnorm``).
@@ -39,9 +40,11 @@ CIFAR10_TRAIN = 50_000
 
 
 def article_side(dataset, batch_size):
-    """The 2020 code: float32 arrays / 255, float32 model, fit and predict on arrays."""
+    """The 2020 code: float32 arrays / 255, float32 model, Keras' Adam, fit and predict on arrays."""
     keras.utils.set_random_seed(0)
-    model = compile_like_article(build_vgg16(dtype="float32"))
+    model = build_vgg16(dtype="float32")
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
     x, x_test = pixels_to_float(dataset.x_train), pixels_to_float(dataset.x_test)
     y = keras.utils.to_categorical(dataset.y_train, 10)
     fit = lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)  # noqa: E731

@@ -8,7 +8,9 @@ import pytest
 from vggcifar import runs
 from vggcifar.data import DataError, make_synthetic
 from vggcifar.model import build_vgg16
-from vggcifar.training import check_params, pixels_to_float, run_training, train
+from vggcifar.optimizers import FusedAdam, FusedSGD
+from vggcifar.training import (check_params, compile_like_article, pixels_to_float, run_training,
+                               train)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +136,39 @@ def test_ensure_finished_run_trains_only_when_missing(tmp_path, capsys):
 def test_missing_history_names_the_notebook_that_makes_it(tmp_path):
     with pytest.raises(runs.RunFolderError, match="03_training.ipynb writes it"):
         runs.load_history(tmp_path)
+
+
+@pytest.mark.parametrize("fused, plain", [
+    (lambda: FusedAdam(learning_rate=0.01), lambda: keras.optimizers.Adam(learning_rate=0.01)),
+    (lambda: FusedSGD(0.05, momentum=0.9, nesterov=True),
+     lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+    (lambda: FusedSGD(0.05, momentum=0.8), lambda: keras.optimizers.SGD(0.05, momentum=0.8)),
+])
+def test_fused_optimizers_update_exactly_like_keras(fused, plain):
+    """The fused kernels compute Keras' updates: same weights after several steps."""
+    import tensorflow as tf
+
+    results = []
+    for make in (fused, plain):
+        weights = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)),
+                   keras.Variable(np.arange(5, dtype="float32"))]
+        optimizer = make()
+        for step in range(4):
+            gradients = [tf.constant(np.sin(np.arange(12) + step).reshape(3, 4), tf.float32),
+                         tf.constant(np.cos(np.arange(5) * step), tf.float32)]
+            optimizer.apply(gradients, weights)
+        results.append([w.numpy() for w in weights])
+    for mine, theirs in zip(*results):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)  # float rounding only
+    assert not np.allclose(results[0][0], np.linspace(-1, 1, 12).reshape(3, 4))  # it did move
+
+
+def test_article_compile_uses_the_fused_adam_and_saves_as_such(tmp_path):
+    model = compile_like_article(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    assert isinstance(model.optimizer, FusedAdam) and isinstance(model.optimizer, keras.optimizers.Adam)
+    model.fit(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(reloaded.optimizer, FusedAdam) and int(reloaded.optimizer.iterations) == 1
+    for mine, theirs in zip(reloaded.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))

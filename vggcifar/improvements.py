@@ -32,6 +32,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from .optimizers import FusedAdam, FusedSGD
+
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "one_cycle")
 
@@ -128,11 +130,14 @@ def make_schedule(schedule, learning_rate, epochs, steps_per_epoch, warmup=0.0):
 
 
 def make_optimizer(optimizer, learning_rate):
-    """Adam (Keras' defaults otherwise), or SGD with Nesterov momentum 0.9."""
+    """Adam (Keras' defaults otherwise), or SGD with Nesterov momentum 0.9.
+
+    Both are Keras' optimizers with a fused update (see :mod:`vggcifar.optimizers`).
+    """
     if optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return FusedAdam(learning_rate)
     if optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return FusedSGD(learning_rate, momentum=0.9, nesterov=True)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
 
 

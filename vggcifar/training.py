@@ -22,6 +22,7 @@ from . import runs
 from .improvements import ARTICLE_RECIPE, check_recipe, compile_recipe, make_augmenter, model_options
 from .environment import PRECISIONS, STRATEGIES, choose_precision, choose_strategy, environment_report
 from .model import build_vgg16
+from .optimizers import FusedAdam
 
 
 #: Where the per-epoch validation figures come from: the test set, as the article does,
@@ -81,11 +82,12 @@ def pixels_to_float(x):
 def compile_like_article(model):
     """Adam with default settings, categorical cross-entropy, accuracy.
 
+    The Adam is :class:`~vggcifar.optimizers.FusedAdam`: Keras' Adam, the same maths,
+    with each weight updated by TensorFlow's one-pass kernel (faster, above all on CPUs).
     Keras' default ``jit_compile="auto"`` stays: XLA on GPUs and TPUs, where it fuses
     operations, and off on CPU-only machines, where it made this model 3 times slower.
     """
-    model.compile(optimizer=keras.optimizers.Adam(),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=FusedAdam(), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
