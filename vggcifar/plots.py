@@ -24,18 +24,17 @@ def load_article_history():
     return json.loads(text)
 
 
-def plot_metric(history, metric="accuracy", reference=None, title=None):
-    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them."""
+def _check_metric(metric):
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
-    ax.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
-    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5, label="test")
-    if reference is not None:
-        ax.plot(reference["epoch"], reference[metric], "b--", alpha=0.45, label="article: training")
-        ax.plot(reference["epoch"], reference[f"val_{metric}"], "r--", alpha=0.45,
-                label="article: test")
+
+
+def _epochs(history, metric):
+    return history.get("epoch") or list(range(1, len(history[metric]) + 1))
+
+
+def _per_epoch_figure(fig, ax, metric, title):
+    """Axis labels, title, grid and legend shared by the per-epoch figures."""
     ax.set_xlabel("epoch")
     ax.set_ylabel(METRICS[metric])
     ax.set_title(title or f"{metric} per epoch")
@@ -43,6 +42,20 @@ def plot_metric(history, metric="accuracy", reference=None, title=None):
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_metric(history, metric="accuracy", reference=None, title=None):
+    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them."""
+    _check_metric(metric)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    epochs = _epochs(history, metric)
+    ax.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
+    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5, label="test")
+    if reference is not None:
+        ax.plot(reference["epoch"], reference[metric], "b--", alpha=0.45, label="article: training")
+        ax.plot(reference["epoch"], reference[f"val_{metric}"], "r--", alpha=0.45,
+                label="article: test")
+    return _per_epoch_figure(fig, ax, metric, title)
 
 
 def plot_history(history, reference=None, out_dir=None, title_prefix=""):
@@ -85,21 +98,15 @@ def show_samples(x, y, class_names, per_class=1, title="", seed=0):
 
 def plot_comparison(histories, metric="accuracy", title=None):
     """Several runs in one figure: ``{label: history}``; training solid, validation dashed."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    _check_metric(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for (label, history), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (label, history), color in zip(histories.items(), colors):
+        epochs = _epochs(history, metric)
         ax.plot(epochs, history[metric], color=color, linewidth=2, label=f"{label}: training")
         ax.plot(epochs, history[f"val_{metric}"], "--", color=color, linewidth=2,
                 label=f"{label}: validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(METRICS[metric])
-    ax.set_title(title or f"{metric} per epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    return fig
+    return _per_epoch_figure(fig, ax, metric, title)
 
 
 def plot_schedule(schedule, total_steps, steps_per_epoch):

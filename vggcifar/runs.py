@@ -196,7 +196,7 @@ def load_params(run_dir):
 
 
 def ensure_finished_run(notebook, **params):
-    """For 04 and 05: use the finished run in ``params['run_dir']``, or make one now.
+    """For 04 to 07: use the finished run in ``params['run_dir']``, or make one now.
 
     On Colab every notebook gets a fresh machine, so the run folder that
     03_training.ipynb wrote is usually not here (unless ``run_dir`` is on Google
