@@ -103,8 +103,9 @@ def plot_comparison(histories, metric="accuracy", title=None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (label, history), color in zip(histories.items(), colors):
         epochs = _epochs(history, metric)
-        ax.plot(epochs, history[metric], color=color, linewidth=2, label=f"{label}: training")
-        ax.plot(epochs, history[f"val_{metric}"], "--", color=color, linewidth=2,
+        ax.plot(epochs, history[metric], "o-", color=color, linewidth=2, markersize=4,
+                label=f"{label}: training")
+        ax.plot(epochs, history[f"val_{metric}"], "o--", color=color, linewidth=2, markersize=4,
                 label=f"{label}: validation")
     return _per_epoch_figure(fig, ax, metric, title)
 
