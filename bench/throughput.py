@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Training and inference speed: the article's plain code against vggcifar's pipeline.
 
-    python bench/throughput.py                  # CPU: 2,048 pictures per timed epoch
-    python bench/throughput.py --pictures 10000 # more pictures, steadier figures
+    python bench/throughput.py                  # CPU: 1,024 pictures per timed epoch, 8 rounds
+    python bench/throughput.py --rounds 16      # more rounds, steadier figures
 
 Both sides train the article's model (33.6M parameters) at the same batch size on the
 same pictures (generated, CIFAR-10's shapes: speed does not depend on what they show):
@@ -17,8 +17,12 @@ same pictures (generated, CIFAR-10's shapes: speed does not depend on what they 
   convolutions (``vggcifar.model.fold_batchnorm``).
 
 Each side runs one untimed epoch first (tracing and warm-up); then the sides take
-turns for ``--rounds`` timed epochs each, and each keeps its best time. Prints pictures per second, their ratio, and the seconds a 50,000-picture
-CIFAR-10 epoch would take at that speed. A script that prints figures, not a test.
+turns for ``--rounds`` timed epochs each. This machine's speed swings by up to 2x
+from one minute to the next, so the ratio is taken round by round (article time /
+vggcifar time, the two epochs measured back to back) and the median of those ratios
+is reported; so is the same ratio of CPU time (seconds of work on all cores), which
+a pause of the whole machine does not inflate. Prints pictures per second (median and best), the ratios, and the
+seconds a 50,000-picture CIFAR-10 epoch would take. A script that prints figures, not a test.
 """
 
 import argparse
@@ -72,25 +76,36 @@ def vggcifar_side(dataset, batch_size):
 
 
 def measure(sides, rounds):
-    """Alternate the sides round by round so that a slow spell of the machine hits both;
-    keep each side's best time. The first round is a warm-up (tracing), not timed."""
-    times = {name: {"fit": [], "predict": []} for name in sides}
+    """Alternate the sides round by round so that a slow spell of the machine hits both.
+
+    The first round is a warm-up (tracing), not timed. Returns every timed round's
+    seconds, wall clock and CPU (all cores together): ``{side: {"fit": [...],
+    "predict": [...], "fit_cpu": [...], "predict_cpu": [...]}}``.
+    """
+    times = {name: {"fit": [], "predict": [], "fit_cpu": [], "predict_cpu": []} for name in sides}
     for round_ in range(rounds + 1):
         for name, (fit, predict, _) in sides.items():
             for kind, function in (("fit", fit), ("predict", predict)):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 function()
                 if round_:
                     times[name][kind].append(time.perf_counter() - started)
-    return {name: {kind: min(values) for kind, values in kinds.items()}
-            for name, kinds in times.items()}
+                    times[name][kind + "_cpu"].append(time.process_time() - started_cpu)
+    return times
+
+
+def paired_ratio(times, kind):
+    """Median over the rounds of article time / vggcifar time, each round's pair measured
+    back to back: the machine's slow and fast spells cancel within a pair."""
+    pairs = [a / v for a, v in zip(times["article"][kind], times["vggcifar"][kind])]
+    return float(np.median(pairs)), pairs
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pictures", type=int, default=2048, help="training pictures per epoch")
+    parser.add_argument("--pictures", type=int, default=1024, help="training pictures per timed epoch")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per side (best counts)")
+    parser.add_argument("--rounds", type=int, default=8, help="timed epochs per side")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -98,24 +113,31 @@ def main(argv=None):
     dataset = make_synthetic(per_class=per_class, test_per_class=per_class, seed=0)
     n = len(dataset.x_train)
     print(f"device: {describe_device()};  keras {keras.__version__};  {n} pictures per epoch, "
-          f"batch_size {args.batch_size}", flush=True)
+          f"batch_size {args.batch_size}, {args.rounds} rounds", flush=True)
     sides = {"article": article_side(dataset, args.batch_size),
              "vggcifar": vggcifar_side(dataset, args.batch_size)}
-    best = measure(sides, args.rounds)
+    times = measure(sides, args.rounds)
     figures = {}
     for side, (_, _, policy) in sides.items():
-        fit_s, predict_s = best[side]["fit"], best[side]["predict"]
+        fit_s, predict_s = np.median(times[side]["fit"]), np.median(times[side]["predict"])
         figures[side] = {"precision": policy, "train_img_s": n / fit_s,
+                         "train_img_s_best": n / min(times[side]["fit"]),
                          "infer_img_s": len(dataset.x_test) / predict_s,
-                         "cifar10_epoch_s": CIFAR10_TRAIN * fit_s / n}
+                         "infer_img_s_best": len(dataset.x_test) / min(times[side]["predict"]),
+                         "cifar10_epoch_s": CIFAR10_TRAIN * fit_s / n,
+                         "seconds": times[side]}
         f = figures[side]
-        print(f"{side:9s} {policy:15s} train {f['train_img_s']:8.1f} img/s   "
-              f"inference {f['infer_img_s']:8.1f} img/s   "
-              f"CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:7.1f} s", flush=True)
-    figures["train_ratio"] = figures["vggcifar"]["train_img_s"] / figures["article"]["train_img_s"]
-    figures["infer_ratio"] = figures["vggcifar"]["infer_img_s"] / figures["article"]["infer_img_s"]
-    print(f"ratio vggcifar / article: training {figures['train_ratio']:.2f}x, "
-          f"inference {figures['infer_ratio']:.2f}x")
+        print(f"{side:9s} {policy:15s} train {f['train_img_s']:7.1f} img/s (best {f['train_img_s_best']:6.1f})"
+              f"   inference {f['infer_img_s']:7.1f} img/s (best {f['infer_img_s_best']:6.1f})"
+              f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s", flush=True)
+    for kind, label in (("fit", "train"), ("predict", "infer")):
+        figures[f"{label}_ratio"], pairs = paired_ratio(times, kind)
+        figures[f"{label}_ratio_rounds"] = pairs
+        figures[f"{label}_cpu_ratio"], cpu_pairs = paired_ratio(times, kind + "_cpu")
+        print(f"ratio vggcifar / article, {label:5s}: {figures[f'{label}_ratio']:.2f}x wall clock "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in pairs)}); "
+              f"{figures[f'{label}_cpu_ratio']:.2f}x CPU time "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in cpu_pairs)})")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=1)
