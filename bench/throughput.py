@@ -11,7 +11,8 @@ same pictures (generated, CIFAR-10's shapes: speed does not depend on what they 
   maths, ``model.predict`` on float32 arrays — what the 2020 code does;
 * vggcifar: ``choose_precision("auto")`` (mixed precision where the hardware gains),
   BatchNormalization by TensorFlow's fused kernel, Adam's update by TensorFlow's fused
-  kernel (``vggcifar.optimizers.FusedAdam``), the uint8 ``tf.data`` pipeline of
+  kernel (``vggcifar.optimizers.FusedAdam``), the kernel gradient of blocks 4 and 5
+  as one matrix product (``vggcifar.model.SmallPictureConv2D``), the uint8 ``tf.data`` pipeline of
   ``vggcifar.training``, Keras' automatic XLA choice (on for GPUs, off for CPUs, where
   it was slower); predictions from the copy with BatchNormalization folded into the
   convolutions (``vggcifar.model.fold_batchnorm``).
@@ -61,7 +62,8 @@ def vggcifar_side(dataset, batch_size):
     predictions from the BatchNormalization-folded copy of the trained model."""
     keras.utils.set_random_seed(0)
     policy = choose_precision("auto")
-    model = compile_like_article(build_vgg16(dtype=policy, fused_batchnorm=True))
+    model = compile_like_article(build_vgg16(dtype=policy, fused_batchnorm=True,
+                                             patch_gradient=True))
     train = make_pipeline(dataset.x_train, dataset.y_train, 10, batch_size, shuffle=True)
     test = make_pipeline(dataset.x_test, dataset.y_test, 10, batch_size).map(lambda x, y: x)
     fit = lambda: model.fit(train, epochs=1, verbose=0)  # noqa: E731

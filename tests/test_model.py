@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from vggcifar.model import ARTICLE_PARAMS, VGG16_BLOCKS, build_vgg16, count_params
+from vggcifar.model import (ARTICLE_PARAMS, VGG16_BLOCKS, SmallPictureConv2D, build_vgg16,
+                            count_params)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,36 @@ def test_folded_copy_predicts_the_same_without_batchnorm():
     np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="no BatchNormalization"):
         fold_batchnorm(folded)
+
+
+@pytest.mark.parametrize("size, padding", [(2, "same"), (4, "same"), (4, "valid"), (8, "same")])
+def test_small_picture_conv_gives_keras_outputs_and_gradients(size, padding):
+    """Same outputs and gradients as Conv2D; on at most 16 pixels the kernel gradient is a matmul."""
+    import tensorflow as tf
+
+    x = tf.random.normal((5, size, size, 6), seed=1)
+    plain = keras.layers.Conv2D(7, 3, padding=padding)
+    plain.build(x.shape)
+    mine = SmallPictureConv2D(7, 3, padding=padding)
+    mine.build(x.shape)
+    mine.set_weights(plain.get_weights())
+    results = []
+    for layer in (plain, mine):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for theirs, ours in zip(*results):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_patch_gradient_model_is_the_article_model(tmp_path):
+    model = build_vgg16(patch_gradient=True, fused_batchnorm=True)
+    assert count_params(model) == ARTICLE_PARAMS
+    assert isinstance(model.get_layer("block5_conv3"), SmallPictureConv2D)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(reloaded.get_layer("block1_conv1"), SmallPictureConv2D)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
