@@ -19,8 +19,8 @@ import numpy as np
 
 from . import data as data_module
 from . import runs
-from .improvements import ARTICLE_RECIPE, check_recipe, compile_recipe, make_augmenter, model_options
 from .environment import PRECISIONS, STRATEGIES, choose_precision, choose_strategy, environment_report
+from .improvements import ARTICLE_RECIPE, check_recipe, compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
 from .optimizers import FusedAdam
 
@@ -262,8 +262,10 @@ def _recipe_of(params):
 
 def count_steps(dataset, params):
     """Training steps per epoch: the pictures left after validation's share, per batch."""
-    kept = split_validation(dataset, params["validation"], params["seed"])[1]
-    return -(-len(kept) // params["batch_size"])
+    pictures = len(dataset.y_train)
+    if params["validation"] == "holdout":  # counted from the labels, as split_validation splits
+        pictures = len(data_module.stratified_split(dataset.y_train, HOLDOUT_SHARE, params["seed"])[0])
+    return -(-pictures // params["batch_size"])
 
 
 def build_for_recipe(dataset, params, policy=None, distribution=None):
