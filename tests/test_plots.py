@@ -58,3 +58,12 @@ def test_sample_grid_titles_are_class_names():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles.count("cat") == 2 and titles.count("dog") == 2
     assert fig._suptitle.get_text() == "SYNTHETIC"
+
+
+def test_red_line_names_what_the_run_validated_on():
+    history = {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4],
+               "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}
+    labels = [line.get_label() for line in plot_metric(history).axes[0].lines]
+    assert labels == ["training", "test"]  # the article's way
+    held_out = plot_metric(history, validation="holdout").axes[0].lines
+    assert [line.get_label() for line in held_out] == ["training", "validation (held out)"]

@@ -44,13 +44,18 @@ def _per_epoch_figure(fig, ax, metric, title):
     return fig
 
 
-def plot_metric(history, metric="accuracy", reference=None, title=None):
-    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them."""
+def plot_metric(history, metric="accuracy", reference=None, title=None, validation="test"):
+    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them.
+
+    ``validation`` names what the run validated on (its ``validation`` parameter):
+    the red line is labelled "test" as in the article, or "validation (held out)".
+    """
     _check_metric(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
     epochs = _epochs(history, metric)
     ax.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
-    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5, label="test")
+    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5,
+            label="test" if validation == "test" else "validation (held out)")
     if reference is not None:
         ax.plot(reference["epoch"], reference[metric], "b--", alpha=0.45, label="article: training")
         ax.plot(reference["epoch"], reference[f"val_{metric}"], "r--", alpha=0.45,
@@ -58,13 +63,14 @@ def plot_metric(history, metric="accuracy", reference=None, title=None):
     return _per_epoch_figure(fig, ax, metric, title)
 
 
-def plot_history(history, reference=None, out_dir=None, title_prefix=""):
+def plot_history(history, reference=None, out_dir=None, title_prefix="", validation="test"):
     """The article's two figures (accuracy, loss); saved as PNG into ``out_dir`` when given.
 
     Returns ``{"accuracy": figure, "loss": figure}``.
     """
     figures = {metric: plot_metric(history, metric, reference,
-                                   title=f"{title_prefix}{metric} per epoch")
+                                   title=f"{title_prefix}{metric} per epoch",
+                                   validation=validation)
                for metric in METRICS}
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
