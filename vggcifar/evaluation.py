@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .saving import check_model_file
+from .training import pixels_to_float
 
 #: Picture formats that :func:`read_picture` accepts (what Pillow reads, commonly).
 PICTURE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WebP", "TIFF")
@@ -29,7 +30,7 @@ def predict_probabilities(model, pictures, batch_size=256, flip_average=False):
     ``flip_average=True`` also predicts every picture mirrored left-right and averages
     the two answers: test-time augmentation with the flip the model trained on.
     """
-    x = np.asarray(pictures, dtype="float32") / 255.0
+    x = pixels_to_float(pictures)
     probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     if flip_average:
         mirrored = model.predict(x[:, :, ::-1, :], batch_size=batch_size, verbose=0)
