@@ -113,6 +113,7 @@ def test_folded_copy_predicts_the_same_without_batchnorm():
                                np.linspace(-0.1, 0.1, n), np.linspace(0.5, 2.0, n)])
     folded = fold_batchnorm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert isinstance(folded.get_layer("block5_conv3"), SmallPictureConv2D)
     assert [l.name for l in folded.layers if "conv" in l.name] == [
         l.name for l in model.layers if "conv" in l.name]
     x = np.random.default_rng(1).random((8, 32, 32, 3), dtype="float32")
@@ -121,15 +122,18 @@ def test_folded_copy_predicts_the_same_without_batchnorm():
         fold_batchnorm(folded)
 
 
-@pytest.mark.parametrize("size, padding", [(2, "same"), (4, "same"), (4, "valid"), (8, "same")])
-def test_small_picture_conv_gives_keras_outputs_and_gradients(size, padding):
-    """Same outputs and gradients as Conv2D; on at most 16 pixels the kernel gradient is a matmul."""
+@pytest.mark.parametrize("size, kernel, padding", [
+    ((2, 2), 3, "same"), ((4, 4), 3, "same"), ((4, 4), 3, "valid"), ((1, 1), 3, "same"),
+    ((2, 4), (2, 3), "same"), ((3, 4), 2, "valid"), ((4, 4), 5, "same"), ((8, 8), 3, "same")])
+def test_small_picture_conv_gives_keras_outputs_and_gradients(size, kernel, padding):
+    """Same outputs and gradients as Conv2D: on at most 16 pixels they are matmuls (odd
+    and even kernels, TensorFlow's uneven "same" padding), on 8x8 Keras' own code."""
     import tensorflow as tf
 
-    x = tf.random.normal((5, size, size, 6), seed=1)
-    plain = keras.layers.Conv2D(7, 3, padding=padding)
+    x = tf.random.normal((5, *size, 6), seed=1)
+    plain = keras.layers.Conv2D(7, kernel, padding=padding)
     plain.build(x.shape)
-    mine = SmallPictureConv2D(7, 3, padding=padding)
+    mine = SmallPictureConv2D(7, kernel, padding=padding)
     mine.build(x.shape)
     mine.set_weights(plain.get_weights())
     results = []
@@ -141,10 +145,33 @@ def test_small_picture_conv_gives_keras_outputs_and_gradients(size, padding):
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
     for theirs, ours in zip(*results):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+    # the forward pass really is matrix products on small pictures, a convolution on others
+    graph = tf.function(mine).get_concrete_function(tf.TensorSpec(x.shape)).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert ("Conv2D" in op_types) == (size[0] * size[1] > 16), op_types
 
 
-def test_patch_gradient_model_is_the_article_model(tmp_path):
-    model = build_vgg16(patch_gradient=True, fused_batchnorm=True)
+@pytest.mark.parametrize("size", [2, 4])
+def test_small_picture_conv_in_bfloat16_is_as_close_as_keras_conv(size):
+    """Under mixed_bfloat16 the summed matmuls stay within bfloat16's rounding of the
+    exact float32 convolution, as Keras' own Conv2D does (sums in float32, not bfloat16)."""
+    x = np.maximum(np.random.default_rng(2).normal(size=(16, size, size, 256)), 0).astype("float32")
+    layers = {}
+    for name, cls in (("exact", keras.layers.Conv2D), ("keras", keras.layers.Conv2D),
+                      ("ours", SmallPictureConv2D)):
+        layers[name] = cls(64, 3, padding="same",
+                           dtype="float32" if name == "exact" else "mixed_bfloat16")
+        layers[name].build(x.shape)
+        layers[name].set_weights(layers["exact"].get_weights())
+    outputs = {name: np.asarray(layer(x), dtype="float32") for name, layer in layers.items()}
+    assert layers["ours"](x).dtype == "bfloat16"
+    errors = {name: np.mean(np.abs(outputs[name] - outputs["exact"])) for name in ("keras", "ours")}
+    scale = np.mean(np.abs(outputs["exact"]))
+    assert errors["ours"] < 3 * errors["keras"] and errors["ours"] < 1e-2 * scale, (errors, scale)
+
+
+def test_small_picture_conv_model_is_the_article_model(tmp_path):
+    model = build_vgg16(small_picture_conv=True, fused_batchnorm=True)
     assert count_params(model) == ARTICLE_PARAMS
     assert isinstance(model.get_layer("block5_conv3"), SmallPictureConv2D)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")

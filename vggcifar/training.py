@@ -281,7 +281,7 @@ def build_for_recipe(dataset, params, policy=None, distribution=None):
     steps = count_steps(dataset, params)
     with distribution.scope():
         model = build_vgg16(dataset.input_shape, dataset.num_classes, fused_batchnorm=True,
-                            patch_gradient=True, dtype=policy, **model_options(recipe))
+                            small_picture_conv=True, dtype=policy, **model_options(recipe))
         if recipe == ARTICLE_RECIPE:
             return compile_like_article(model)
         return compile_recipe(model, recipe, params["epochs"], steps)
