@@ -30,6 +30,7 @@ two measured back to back) and the median of those ratios:
   the same ``fit``/``predict`` call: a pause that stretches a few steps does not move
   it. The project's 2-core machine is paused now and then until the next multiple of
   10.24 s, which can add 70% to a 6-second measurement; this clock ignores that.
+  (On a GPU the host may queue steps ahead of the device: there trust the first clock.)
 
 Prints pictures per second (whole epochs: median and best; median step), the ratios,
 and the seconds a 50,000-picture CIFAR-10 epoch would take. A script that prints
