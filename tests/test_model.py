@@ -151,6 +151,21 @@ def test_small_picture_conv_gives_keras_outputs_and_gradients(size, kernel, padd
     assert ("Conv2D" in op_types) == (size[0] * size[1] > 16), op_types
 
 
+def test_small_picture_conv_leaves_gpus_to_keras(monkeypatch):
+    """With a GPU or TPU visible the layer is a plain Conv2D (the matmuls were measured on CPUs)."""
+    import tensorflow as tf
+
+    import vggcifar.model
+
+    layer = SmallPictureConv2D(4, 3, padding="same")
+    layer.build((1, 2, 2, 3))
+    op_types = lambda: {op.type for op in tf.function(layer).get_concrete_function(  # noqa: E731
+        tf.TensorSpec((1, 2, 2, 3))).graph.get_operations()}
+    assert "Conv2D" not in op_types()
+    monkeypatch.setattr(vggcifar.model, "_cpu_only", lambda: False)
+    assert "Conv2D" in op_types()
+
+
 @pytest.mark.parametrize("size", [2, 4])
 def test_small_picture_conv_in_bfloat16_is_as_close_as_keras_conv(size):
     """Under mixed_bfloat16 the summed matmuls stay within bfloat16's rounding of the
