@@ -53,6 +53,8 @@ from vggcifar.model import build_vgg16, fold_batchnorm  # noqa: E402
 from vggcifar.training import compile_like_article, make_pipeline, pixels_to_float  # noqa: E402
 
 CIFAR10_TRAIN = 50_000
+#: What is timed, and how the figures name it.
+KINDS = (("fit", "train"), ("predict", "infer"))
 
 
 def article_side(dataset, batch_size):
@@ -118,7 +120,7 @@ def measure(sides, rounds):
     seconds: wall clock, CPU (all cores together) and the median step's wall clock,
     ``{side: {"fit": [...], "fit_cpu": [...], "fit_step": [...], "predict": [...], ...}}``.
     """
-    kinds = [kind + clock for kind in ("fit", "predict") for clock in ("", "_cpu", "_step")]
+    kinds = [kind + clock for kind, _ in KINDS for clock in ("", "_cpu", "_step")]
     times = {name: {kind: [] for kind in kinds} for name in sides}
     for round_ in range(rounds + 1):
         for name, (fit, predict, _) in sides.items():
@@ -164,7 +166,7 @@ def main(argv=None):
     pictures = {"fit": n, "predict": len(dataset.x_test)}
     for side, (_, _, policy) in sides.items():
         f = figures[side] = {"precision": policy, "seconds": times[side]}
-        for kind, label in (("fit", "train"), ("predict", "infer")):
+        for kind, label in KINDS:
             f[f"{label}_img_s"] = pictures[kind] / np.median(times[side][kind])
             f[f"{label}_img_s_best"] = pictures[kind] / min(times[side][kind])
             f[f"{label}_img_s_step"] = args.batch_size / np.median(times[side][kind + "_step"])
@@ -173,7 +175,7 @@ def main(argv=None):
               f" median step {f['train_img_s_step']:6.1f})   inference {f['infer_img_s']:6.1f} img/s"
               f" (best {f['infer_img_s_best']:6.1f}, median step {f['infer_img_s_step']:6.1f})"
               f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s", flush=True)
-    for kind, label in (("fit", "train"), ("predict", "infer")):
+    for kind, label in KINDS:
         for clock, name in (("", "wall clock"), ("_cpu", "CPU time"), ("_step", "median step")):
             key = f"{label}_ratio{clock}"
             figures[key], pairs = paired_ratio(times, kind + clock)

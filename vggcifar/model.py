@@ -62,15 +62,17 @@ class SmallPictureConv2D(layers.Conv2D):
     matrix products of the same size run at full speed. So on pictures of at most
     ``MAX_PIXELS`` pixels this layer computes
 
-    * the output as the sum over the kernel's 9 taps of (the input shifted by the tap)
-      x (the tap's channels-in x channels-out matrix), skipping the zero padding;
-    * the kernel's gradient as one product of the input's 3x3 patches
+    * the output as the sum over the kernel's taps (9 for a 3x3 kernel) of (the input
+      shifted by the tap) x (the tap's channels-in x channels-out matrix), skipping the
+      zero padding;
+    * the kernel's gradient as one product of the input's patches
       (``tf.image.extract_patches``) with the output's gradient.
 
-    The input's gradient keeps TensorFlow's kernel. Larger pictures, other strides,
-    other backends, and machines with a GPU or TPU (where this was not measured, and
-    cuDNN's kernels are tuned for small pictures too) keep Keras' code. On this project's CPU (bfloat16) the forward pass
-    of block 5's convolutions gets 6 times faster, block 4's 1.5 to 2 times. Loading a saved model that uses it needs ``import vggcifar``.
+    The input's gradient keeps TensorFlow's kernel. On this project's CPU (bfloat16) the
+    forward pass of block 5's convolutions gets 6 times faster, block 4's 1.5 to 2 times.
+    Larger pictures, other strides, other backends, and machines with a GPU or TPU
+    (where this was not measured, and cuDNN's kernels are tuned for small pictures too)
+    keep Keras' code. Loading a saved model that uses it needs ``import vggcifar``.
     """
 
     MAX_PIXELS = 16
@@ -207,8 +209,8 @@ def build_vgg16(input_shape=(32, 32, 3), num_classes=10, *, batch_norm=True,
     for block, (num_convs, filters) in enumerate(VGG16_BLOCKS, start=1):
         for layer in vgg_block(block, num_convs, filters, first_bn_index=bn_index,
                                batch_norm=batch_norm, l2=l2, bn_momentum=bn_momentum,
-                               fused_batchnorm=fused_batchnorm, small_picture_conv=small_picture_conv,
-                               dtype=dtype):
+                               fused_batchnorm=fused_batchnorm,
+                               small_picture_conv=small_picture_conv, dtype=dtype):
             model.add(layer)
         bn_index += num_convs
     model.add(layers.Flatten(dtype=dtype, name="flatten"))
