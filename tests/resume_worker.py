@@ -16,7 +16,8 @@ import keras
 from vggcifar import runs
 from vggcifar.data import make_synthetic
 from vggcifar.model import build_vgg16
-from vggcifar.training import seed_everything, train
+from vggcifar.runs import RunFolder
+from vggcifar.training import pixels_to_float, seed_everything
 
 EPOCHS, BATCH = 3, 16  # 40 pictures: 3 steps per epoch
 
@@ -59,14 +60,16 @@ def main(run_dir, point):
                 die()
 
         model.save_weights = save_half_then_die
-    killer = Killer(point)
-    original_fit = model.fit
-    model.fit = lambda *a, **k: original_fit(*a, **{**k, "callbacks": k["callbacks"] + [killer]})
-    history = train(model, dataset, epochs=EPOCHS, batch_size=BATCH, run_dir=run_dir,
-                    params={"worker": "resume"})
+    run = RunFolder(run_dir, {"worker": "resume", "epochs": EPOCHS})
+    initial_epoch = run.resume(model)
+    history = model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
+                        batch_size=BATCH, epochs=EPOCHS, initial_epoch=initial_epoch,
+                        validation_data=(pixels_to_float(dataset.x_test),
+                                         keras.utils.to_categorical(dataset.y_test, 10)),
+                        callbacks=[run, Killer(point)], verbose=0)
     print("ITERATIONS", int(model.optimizer.iterations))
     print("LEARNING_RATE", float(model.optimizer.learning_rate))
-    print("EPOCHS", history["epoch"])
+    print("EPOCHS", run.history["epoch"], "FIT_HISTORY_ROWS", len(history.history["loss"]))
 
 
 if __name__ == "__main__":

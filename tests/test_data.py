@@ -8,6 +8,7 @@ import pytest
 from conftest import write_image_folder
 from vggcifar import data
 from vggcifar.data import DataError, load_data
+from vggcifar.settings import ParameterError
 
 
 def test_synthetic_has_cifar10_shapes_and_balanced_classes():
@@ -117,7 +118,7 @@ def test_download_failure_names_the_offline_options(monkeypatch):
     (42, "data must be"),
 ])
 def test_bad_sources_are_named(bad, expected):
-    with pytest.raises(DataError, match=expected) as raised:
+    with pytest.raises(ParameterError, match=expected) as raised:
         load_data(bad)
     assert "synthetic" in str(raised.value)  # and the allowed sources are listed
 
@@ -140,7 +141,7 @@ def test_unknown_split_folder_and_unreadable_picture(tmp_path):
 
 @pytest.mark.parametrize("subset", [0, -3, 2.5, "10", True])
 def test_bad_subset_values(subset):
-    with pytest.raises(DataError, match="subset must be"):
+    with pytest.raises(ParameterError, match="subset must be"):
         load_data("synthetic", subset=subset)
 
 

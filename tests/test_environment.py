@@ -12,16 +12,22 @@ import pytest
 
 from vggcifar import environment
 from vggcifar.environment import (choose_precision, choose_strategy, cpu_has_bfloat16,
-                                  mount_drive_if_needed, pick_precision, pick_strategy_kind)
+                                  mount_drive_if_needed, pick_precision, pick_strategy_kind,
+                                  precision_policy)
 from vggcifar.model import build_vgg16
-from vggcifar.training import check_params, make_pipeline
+from vggcifar.settings import check_params
+from vggcifar.training import compile_like_article, make_pipeline, pixels_to_float
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.mark.parametrize("gpus, tpu, cpu_bf16, expected", [
-    ([(7, 5)], False, False, "mixed_float16"),      # T4
-    ([(9, 0), (9, 0)], False, True, "mixed_float16"),  # two H100s
+    ([(7, 5)], False, False, "mixed_float16"),      # T4: tensor cores for float16 only
+    ([(7, 0)], False, True, "mixed_float16"),       # V100
+    ([(8, 0)], False, False, "mixed_bfloat16"),     # A100
+    ([(8, 9)], False, False, "mixed_bfloat16"),     # L4
+    ([(9, 0), (9, 0)], False, True, "mixed_bfloat16"),  # two H100s
+    ([(9, 0), (7, 5)], False, False, "mixed_float16"),  # an H100 and a T4: the older decides
     ([(6, 0)], False, False, "float32"),            # P100: no tensor cores
     ([], True, False, "mixed_bfloat16"),            # TPU
     ([], False, True, "mixed_bfloat16"),            # CPU with AVX512-BF16 or AMX
@@ -47,8 +53,39 @@ def test_choose_precision_can_be_forced_and_checks_its_argument():
         choose_precision("float64")
 
 
+@pytest.mark.parametrize("policy, optimizer", [
+    ("float32", keras.optimizers.Adam),
+    ("mixed_bfloat16", keras.optimizers.Adam),
+    ("mixed_float16", keras.optimizers.LossScaleOptimizer),
+])
+def test_the_global_policy_sets_the_models_and_float16_gets_loss_scaling(policy, optimizer):
+    """The notebooks set Keras' global policy before building: the model's own policy is then
+    the mixed one, and compile wraps the optimizer in loss scaling where float16 needs it."""
+    keras.utils.set_random_seed(0)
+    with precision_policy(policy):
+        model = compile_like_article(build_vgg16(fc_units=16))
+    assert keras.mixed_precision.global_policy().name == "float32"  # put back after the block
+    assert model.dtype_policy.name == policy
+    assert type(model.optimizer) is optimizer
+    if optimizer is keras.optimizers.LossScaleOptimizer:
+        assert type(model.optimizer.inner_optimizer) is keras.optimizers.Adam
+    assert model.get_layer("block1_conv1").compute_dtype == policy.removeprefix("mixed_")
+    assert model.get_layer("predictions").compute_dtype == "float32"  # the softmax stays float32
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
+    y = keras.utils.to_categorical(np.arange(4) % 10, 10)
+    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    if optimizer is keras.optimizers.LossScaleOptimizer:
+        # the scaled gradients overflowed float16: the steps were skipped and the scale lowered
+        assert float(model.optimizer.dynamic_scale) < 2.0**15
+        assert int(model.optimizer.iterations) + int(model.optimizer.step_counter) <= 2
+    else:
+        assert int(model.optimizer.iterations) == 2
+
+
 def test_mixed_precision_model_keeps_a_float32_output():
-    model = build_vgg16(dtype="mixed_bfloat16", fc_units=16)
+    with precision_policy("mixed_bfloat16"):
+        model = build_vgg16(fc_units=16)
     assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert model.get_layer("block1_conv1").variable_dtype == "float32"
     assert model.get_layer("predictions").compute_dtype == "float32"
@@ -139,4 +176,4 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     env = json.loads(out.split("ENV ")[1].splitlines()[0])
     assert env["strategy"] == "MirroredStrategy" and env["replicas"] == 2
     assert "EPOCHS [1, 2]" in out
-    assert "3 steps (40 pictures, batch_size 16)" in out  # batch_size is the global batch
+    assert "3/3 - " in out  # 40 pictures in steps of 16: batch_size is the global batch

@@ -7,17 +7,19 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
 import papermill
 import pytest
 
 import vggcifar
 from conftest import NOTEBOOKS
-from vggcifar.improvements import IMPROVED_RECIPE
+from test_keras_alone import load_with_keras_alone
+from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, TRAINING
 
 NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
 BEYOND = ["06_improvements", "07_evaluation"]
 ALL = NAMES + BEYOND
-ARTICLE_DEFAULTS = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64}
+ARTICLE_DEFAULTS = {k: v for k, v in ARTICLE.items() if k != "run_dir"}
 # Small settings for CI: generated pictures, 10 per class, one epoch.
 SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
@@ -52,6 +54,46 @@ def test_same_parameter_names_in_every_notebook():
     shared = {name: set(parameters_of(read(name))) for name in NAMES}
     assert all(names >= set(ARTICLE_DEFAULTS) | {"run_dir"} for names in shared.values())
     assert len({parameters_of(read(name))["run_dir"] for name in NAMES}) == 1
+
+
+def test_training_notebook_defaults_are_the_settings_defaults():
+    values = parameters_of(read("03_training"))
+    assert {k: values[k] for k in TRAINING} == TRAINING
+    assert values["run_dir"] == ARTICLE["run_dir"] and values["overwrite"] is False
+
+
+def code_of(name):
+    return "\n".join(c.source for c in read(name).cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name, lesson", [
+    ("02_model", ["layers.Conv2D(", "layers.BatchNormalization(", 'layers.Activation("relu"',
+                  "layers.MaxPooling2D(", "layers.Flatten(", "layers.Dense(", "keras.Input(",
+                  "model.summary()"]),
+    ("03_training", ['astype("float32") / 255', "keras.utils.to_categorical(",
+                     "keras.optimizers.Adam()", 'loss="categorical_crossentropy"',
+                     'metrics=["accuracy"]', "model.fit(x_train, y_train, batch_size=batch_size",
+                     "validation_data=", "initial_epoch=initial_epoch", "callbacks=[run",
+                     "keras.mixed_precision.set_global_policy(", 'history.history['],
+     ),
+    ("04_plots", ["plt.figure(", "plt.plot(", 'color="b"', 'color="r"', "plt.legend(",
+                  "plt.show()", ".savefig("]),
+    ("05_saving", ["model.save(path)", "model.save_weights(path)", "keras.models.load_model(",
+                   ".load_weights("]),
+])
+def test_the_articles_keras_code_is_in_the_cells(name, lesson):
+    """A student reads the article's Keras code in the notebook, not behind a wrapper."""
+    code = code_of(name)
+    missing = [piece for piece in lesson if piece not in code]
+    assert not missing, f"{name} does not show {missing}"
+    for wrapper in ("run_training(", "train(model", "save_model_files("):
+        assert wrapper not in code, f"{name} hides the lesson behind {wrapper}"
+
+
+def test_the_articles_code_cells_build_the_packages_model():
+    """02 checks its own model against vggcifar.model (the run under nbval executes the check)."""
+    code = code_of("02_model")
+    assert "kept.build_vgg16(" in code and "count_params()" in code
 
 
 def test_improvements_notebook_defaults_are_the_improved_recipe_with_honest_validation():
@@ -126,6 +168,15 @@ def test_every_notebook_runs_under_nbval(prepared):
     assert "test_accuracy" in json.loads((improved / "metrics.json").read_text())
     # 03's run was reused by 06, not trained again (one history row, article recipe)
     assert json.loads((run_dir / "params.json").read_text())["dropout"] == 0.0
+    # every file the notebooks saved loads with Keras alone, and they agree
+    paths = {"model_keras": run_dir / "model.keras", "article_keras": run_dir / "cifar10-CNN.keras",
+             "article_weights": run_dir / "cifar10-CNN.weights.h5",
+             "article_h5": run_dir / "cifar10-CNN.h5", "improved_keras": improved / "model.keras"}
+    pictures = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
+    alone = load_with_keras_alone(paths, pictures, folder)
+    for name in ("article_keras", "article_weights", "article_h5"):
+        np.testing.assert_array_equal(alone[name], alone["model_keras"], err_msg=name)
+    assert alone["improved_keras_optimizer"] == "SGD" and alone["model_keras_optimizer"] == "Adam"
 
 
 def run_papermill(name, tmp_path, **parameters):

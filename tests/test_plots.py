@@ -7,7 +7,8 @@ import pytest
 matplotlib.use("Agg")
 
 from conftest import REPO  # noqa: E402
-from vggcifar.plots import load_article_history, plot_history, plot_metric, show_samples  # noqa: E402
+from vggcifar.plots import (add_article_curves, load_article_history, plot_history,  # noqa: E402
+                            plot_metric, show_samples)
 
 SHARED_HISTORY = REPO.parent / "shared" / "article" / "article-history.json"
 
@@ -33,7 +34,7 @@ def test_embedded_numbers_equal_the_shared_record():
 def test_two_figures_blue_training_red_test_with_reference(tmp_path):
     history = {"epoch": [1, 2, 3], "accuracy": [0.2, 0.4, 0.6], "val_accuracy": [0.2, 0.3, 0.35],
                "loss": [2.0, 1.5, 1.0], "val_loss": [2.1, 1.8, 1.9]}
-    figures = plot_history(history, reference=load_article_history(), out_dir=tmp_path)
+    figures = plot_history(history, with_article=True, out_dir=tmp_path)
     assert set(figures) == {"accuracy", "loss"}
     for metric, fig in figures.items():
         lines = fig.axes[0].get_lines()
@@ -48,6 +49,8 @@ def test_two_figures_blue_training_red_test_with_reference(tmp_path):
 
 def test_unknown_metric_is_named():
     with pytest.raises(ValueError, match="metric must be one of"):
+        add_article_curves("precision")
+    with pytest.raises(KeyError, match="val_precision"):
         plot_metric({"precision": [1]}, "precision")
 
 
@@ -63,7 +66,7 @@ def test_sample_grid_titles_are_class_names():
 def test_red_line_names_what_the_run_validated_on():
     history = {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4],
                "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}
-    labels = [line.get_label() for line in plot_metric(history).axes[0].lines]
+    labels = [line.get_label() for line in plot_metric(history, "accuracy").axes[0].lines]
     assert labels == ["training", "test"]  # the article's way
-    held_out = plot_metric(history, validation="holdout").axes[0].lines
+    held_out = plot_history(history, with_article=False, validation="holdout")["loss"].axes[0].lines
     assert [line.get_label() for line in held_out] == ["training", "validation (held out)"]

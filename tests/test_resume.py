@@ -12,7 +12,8 @@ import pytest
 from vggcifar import runs
 from vggcifar.data import make_synthetic
 from vggcifar.model import build_vgg16
-from vggcifar.training import compile_like_article, train
+from vggcifar.runs import RunFolder
+from vggcifar.training import compile_like_article, pixels_to_float
 
 WORKER = Path(__file__).with_name("resume_worker.py")
 STEPS = 3 * 3  # 3 epochs of 3 steps
@@ -36,8 +37,8 @@ def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_af
 
     again = work(run_dir, "none")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"Resuming the run in {str(run_dir)!r} after epoch {resumed_after} of 3" in again.stdout
-    assert "EPOCHS [1, 2, 3]" in again.stdout
+    assert f"Run folder {str(run_dir)!r}: resuming after epoch {resumed_after}." in again.stdout
+    assert "EPOCHS [1, 2, 3] FIT_HISTORY_ROWS 3" in again.stdout  # fit's history: the whole run
     history = runs.load_history(run_dir)
     assert history["epoch"] == [1, 2, 3]
     assert all(len(values) == 3 for values in history.values())
@@ -52,6 +53,20 @@ def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_af
     assert not list(run_dir.rglob("tmp-*")) or not (run_dir / runs.BACKUP).exists()
 
 
+def train(model, dataset, run_dir, overwrite=False, epochs=2):
+    """Notebook 03's run folder and fit, on a small model."""
+    if not model.compiled:
+        compile_like_article(model)
+    run = RunFolder(run_dir, {"epochs": epochs}, overwrite=overwrite)
+    initial_epoch = run.resume(model)
+    model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
+              batch_size=10, epochs=epochs, initial_epoch=initial_epoch,
+              validation_data=(pixels_to_float(dataset.x_test),
+                               keras.utils.to_categorical(dataset.y_test, 10)),
+              callbacks=[run], verbose=0)
+    return run.history
+
+
 @pytest.fixture
 def interrupted_run(tmp_path, monkeypatch):
     """A run whose two epochs are backed up, cut off just before it could finish."""
@@ -60,8 +75,7 @@ def interrupted_run(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(runs, "finish_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         with pytest.raises(KeyboardInterrupt):
-            train(compile_like_article(build_vgg16(fc_units=16)), dataset, epochs=2,
-                  batch_size=10, run_dir=run_dir)
+            train(build_vgg16(fc_units=16), dataset, run_dir)
     assert runs.read_backup(run_dir)["epoch"] == 2
     return run_dir, dataset
 
@@ -76,11 +90,10 @@ def test_damaged_backup_gets_a_clear_message_and_nothing_changes(interrupted_run
     weights.write_bytes(b"this is not an HDF5 file")
     before = snapshot(run_dir)
     with pytest.raises(runs.RunFolderError, match=r"backup in .* is damaged.*overwrite=True"):
-        train(build_vgg16(fc_units=16), dataset, epochs=2, batch_size=10, run_dir=run_dir)
+        train(build_vgg16(fc_units=16), dataset, run_dir)
     assert snapshot(run_dir) == before
     # a fresh start, because it was asked for
-    history = train(build_vgg16(fc_units=16), dataset, epochs=2, batch_size=10,
-                    run_dir=run_dir, overwrite=True)
+    history = train(build_vgg16(fc_units=16), dataset, run_dir, overwrite=True)
     assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
 
 
@@ -88,23 +101,21 @@ def test_damaged_state_file(interrupted_run):
     run_dir, dataset = interrupted_run
     (run_dir / runs.BACKUP / runs.STATE).write_text('{"epoch": 2, "weig')
     with pytest.raises(runs.RunFolderError, match="is damaged"):
-        train(build_vgg16(fc_units=16), dataset, epochs=2, batch_size=10, run_dir=run_dir)
+        train(build_vgg16(fc_units=16), dataset, run_dir)
 
 
 def test_interrupted_run_finishes_without_training_again(interrupted_run, capsys):
     run_dir, dataset = interrupted_run
-    history = train(build_vgg16(fc_units=16), dataset, epochs=2, batch_size=10, run_dir=run_dir)
-    assert "after epoch 2 of 2" in capsys.readouterr().out
+    history = train(build_vgg16(fc_units=16), dataset, run_dir)
+    assert "resuming after epoch 2" in capsys.readouterr().out
     assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
 
 
-def test_finished_run_is_loaded_not_trained_again(interrupted_run, capsys):
+def test_overwrite_removes_the_runs_files_and_nothing_else(interrupted_run):
     run_dir, dataset = interrupted_run
-    first = build_vgg16(fc_units=16)
-    train(first, dataset, epochs=2, batch_size=10, run_dir=run_dir)
-    second = build_vgg16(fc_units=16)
-    history = train(second, dataset, epochs=2, batch_size=10, run_dir=run_dir)
-    assert "already finished" in capsys.readouterr().out
-    assert history["epoch"] == [1, 2]
-    x = dataset.x_test.astype("float32") / 255
-    assert (second.predict(x, verbose=0) == first.predict(x, verbose=0)).all()
+    (run_dir / "notes.txt").write_text("mine")
+    (run_dir / runs.BACKUP / "thesis-draft.docx").write_text("mine too")
+    history = train(build_vgg16(fc_units=16), dataset, run_dir, overwrite=True)
+    assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    assert (run_dir / runs.BACKUP / "thesis-draft.docx").read_text() == "mine too"

@@ -1,3 +1,5 @@
+"""Training as notebook 03 does it: compile like the article, the run folder as a callback, model.fit."""
+
 import csv
 import json
 
@@ -6,11 +8,31 @@ import numpy as np
 import pytest
 
 from vggcifar import runs
-from vggcifar.data import DataError, make_synthetic
+from vggcifar.data import make_synthetic
 from vggcifar.model import build_vgg16
-from vggcifar.optimizers import FusedAdam, FusedSGD
-from vggcifar.training import (check_params, compile_like_article, pixels_to_float, run_training,
-                               train)
+from vggcifar.runs import RunFolder
+from vggcifar.settings import ParameterError, check_params, run_params
+from vggcifar.training import (compile_like_article, ensure_finished_run, pixels_to_float,
+                               run_training)
+
+PARAMS = {"data": "synthetic", "subset": 20, "epochs": 2, "batch_size": 32}
+
+
+def arrays(dataset):
+    """The article's preparation: float32 pixels / 255, one-hot labels."""
+    return (pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
+            pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10))
+
+
+def fit_like_notebook_03(model, dataset, run_dir, params=PARAMS, epochs=2, batch_size=32, **fit):
+    """The cells of notebook 03, from the run folder to model.fit."""
+    x_train, y_train, x_test, y_test = arrays(dataset)
+    run = RunFolder(run_dir, params)
+    initial_epoch = run.resume(model)
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
+                        validation_data=(x_test, y_test), initial_epoch=initial_epoch,
+                        callbacks=[run, *fit.pop("callbacks", [])], verbose=0, **fit)
+    return run, history
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +41,9 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     keras.utils.set_random_seed(0)
     dataset = make_synthetic(per_class=20, test_per_class=5, seed=0)
-    model = build_vgg16()
-    history = train(model, dataset, epochs=2, batch_size=32, run_dir=run_dir,
-                    params={"data": "synthetic", "subset": 20})
-    return run_dir, model, dataset, history
+    model = compile_like_article(build_vgg16(fc_units=64))  # small dense layers, the same mechanics
+    run, history = fit_like_notebook_03(model, dataset, run_dir)
+    return run_dir, model, dataset, run, history
 
 
 def test_pixels_to_float():
@@ -31,17 +52,24 @@ def test_pixels_to_float():
     assert scaled.dtype == np.float32 and scaled.tolist() == [[0.0, 1.0, np.float32(0.2)]]
 
 
-def test_train_compiles_like_the_article(tiny_run):
-    _, model, _, _ = tiny_run
-    assert isinstance(model.optimizer, keras.optimizers.Adam)
+def test_compile_like_the_article():
+    model = compile_like_article(build_vgg16(fc_units=16))
+    assert type(model.optimizer) is keras.optimizers.Adam
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
     assert model.loss == "categorical_crossentropy"
 
 
+def test_fit_returns_the_history_of_every_epoch(tiny_run):
+    _, _, _, run, history = tiny_run
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 2 for values in history.history.values())
+    assert history.history["val_accuracy"] == run.history["val_accuracy"]
+
+
 def test_history_has_one_row_per_epoch_in_json_and_csv(tiny_run):
-    run_dir, _, _, history = tiny_run
+    run_dir, _, _, run, _ = tiny_run
     saved = json.loads((run_dir / runs.HISTORY).read_text())
-    assert saved == history
+    assert saved == run.history
     assert saved["epoch"] == [1, 2]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
         assert len(saved[key]) == 2
@@ -50,20 +78,22 @@ def test_history_has_one_row_per_epoch_in_json_and_csv(tiny_run):
     assert float(rows[1]["val_accuracy"]) == pytest.approx(saved["val_accuracy"][1])
 
 
-def test_run_folder_records_params_metrics_and_model(tiny_run):
-    run_dir, model, dataset, history = tiny_run
+def test_run_folder_records_params_setup_metrics_and_model(tiny_run):
+    run_dir, model, dataset, run, _ = tiny_run
     params = runs.load_params(run_dir)
-    assert params == {"epochs": 2, "batch_size": 32, "validation": "test", "data": "synthetic",
-                      "subset": 20}
+    assert {k: params[k] for k in PARAMS} == PARAMS
+    assert params["setup"]["optimizer"]["class"] == "Adam"
+    assert params["setup"]["model"]["parameters"] == model.count_params()
+    assert params["setup"]["loss"] == "categorical_crossentropy"
     environment = runs.read_json(run_dir / runs.ENVIRONMENT)
     assert set(environment) >= {"python", "tensorflow", "keras", "numpy", "device", "precision",
                                 "strategy", "replicas"}
     assert environment["precision"] == "float32" and environment["replicas"] == 1
     assert not (run_dir / runs.BACKUP).exists()  # a finished run needs no backup
     metrics = json.loads((run_dir / runs.METRICS).read_text())
-    assert metrics["epochs"] == 2 and metrics["val_accuracy"] == history["val_accuracy"][-1]
+    assert metrics["epochs"] == 2 and metrics["val_accuracy"] == run.history["val_accuracy"][-1]
     assert metrics["test_accuracy"] == metrics["val_accuracy"]  # the article validates on test
-    assert metrics["environment"]["keras"] == keras.__version__
+    assert metrics["environment"]["keras"] == keras.__version__ and metrics["environment"]["speedups"] is False
     assert runs.is_finished(run_dir)
     reloaded = keras.models.load_model(run_dir / runs.MODEL)
     x = pixels_to_float(dataset.x_test[:8])
@@ -79,20 +109,53 @@ def test_history_is_written_after_every_epoch(tmp_path):
             seen.append(json.loads(path.read_text())["epoch"] if path.exists() else None)
 
     dataset = make_synthetic(per_class=3, test_per_class=1)
-    model = build_vgg16()
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    original_fit = model.fit
-    model.fit = lambda *a, **k: original_fit(*a, **{**k, "callbacks": k["callbacks"] + [Peek()]})
-    train(model, dataset, epochs=3, batch_size=16, run_dir=tmp_path / "run")
+    model = compile_like_article(build_vgg16(fc_units=16))
+    fit_like_notebook_03(model, dataset, tmp_path / "run", params={}, epochs=3, batch_size=16,
+                         callbacks=[Peek()])
     assert seen == [None, [1], [1, 2]]
 
 
-def test_a_finished_run_is_not_overwritten(tiny_run):
-    run_dir, _, dataset, _ = tiny_run
+def test_a_finished_run_is_loaded_not_trained_again(tiny_run, capsys):
+    run_dir, model, dataset, _, _ = tiny_run
+    again = compile_like_article(build_vgg16(fc_units=64))
+    run, history = fit_like_notebook_03(again, dataset, run_dir)
+    assert "already finished (2 epochs)" in capsys.readouterr().out
+    assert history.history["loss"] == run.history["loss"] and len(history.history["loss"]) == 2
+    x = pixels_to_float(dataset.x_test[:8])
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_run_with_other_parameters_is_refused_before_anything(tiny_run):
+    run_dir, _, _, _, _ = tiny_run
     before = (run_dir / runs.HISTORY).read_text()
-    with pytest.raises(runs.RunFolderError, match="already holds a run with other parameters.*epochs.*overwrite=True"):
-        train(build_vgg16(), dataset, epochs=1, batch_size=32, run_dir=run_dir)
+    with pytest.raises(runs.RunFolderError,
+                       match="already holds a run with other parameters.*epochs.*overwrite=True"):
+        RunFolder(run_dir, {**PARAMS, "epochs": 1})
     assert (run_dir / runs.HISTORY).read_text() == before
+
+
+def test_another_optimizer_in_the_same_run_dir_is_refused(tiny_run):
+    """Notebook 03's exercise 3: Adam(1e-4) into the article's run_dir is not silently reloaded."""
+    run_dir, _, _, _, _ = tiny_run
+    model = build_vgg16(fc_units=64)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-4),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    with pytest.raises(runs.RunFolderError, match="another model, optimizer or loss.*learning_rate"):
+        RunFolder(run_dir, PARAMS).resume(model)
+
+
+def test_fit_without_resume_or_with_the_wrong_start_is_stopped(tmp_path):
+    dataset = make_synthetic(per_class=2, test_per_class=1)
+    x, y, _, _ = arrays(dataset)
+    model = compile_like_article(build_vgg16(fc_units=16))
+    with pytest.raises(runs.RunFolderError, match=r"call run.resume\(model\) before model.fit"):
+        model.fit(x, y, epochs=1, callbacks=[RunFolder(tmp_path / "a", {})], verbose=0)
+    run = RunFolder(tmp_path / "b", {"epochs": 2})
+    run.resume(model)
+    with pytest.raises(runs.RunFolderError, match="epochs=2, but fit was called with epochs=3"):
+        model.fit(x, y, epochs=3, callbacks=[run], verbose=0)
+    with pytest.raises(runs.RunFolderError, match="fit starts at epoch 2, but .* holds 0 epoch"):
+        model.fit(x, y, epochs=2, initial_epoch=1, callbacks=[run], verbose=0)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -101,35 +164,48 @@ def test_a_finished_run_is_not_overwritten(tiny_run):
     ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
     ({"batch_size": -64}, "batch_size must be"),
     ({"seed": -1}, "seed must be"),
+    ({"seed": 2**32}, r"seed must be a whole number in 0..4294967295"),
     ({"data": "mnist"}, "unknown source 'mnist'"),
     ({"subset": 0}, "subset must be"),
+    ({"speedups": "fast"}, "speedups must be one of"),
+    ({"epoch": 5}, r"unknown parameter\(s\) \['epoch'\]"),
 ])
 def test_bad_parameters_fail_before_any_work(tmp_path, kwargs, message):
     run_dir = tmp_path / "never"
     params = dict(epochs=1, batch_size=8, data="synthetic", subset=2, seed=0, run_dir=str(run_dir))
-    with pytest.raises((ValueError, DataError), match=message):
+    with pytest.raises(ParameterError, match=message):
         run_training(**{**params, **kwargs})
     assert not run_dir.exists()  # nothing was started
-    with pytest.raises((ValueError, DataError), match=message):
+    with pytest.raises(ParameterError, match=message):
         check_params(**{**params, **kwargs})
+
+
+def test_numpy_numbers_are_accepted_and_recorded_as_plain_numbers():
+    params = run_params(epochs=np.int64(3), batch_size=np.int32(16), seed=np.uint8(1),
+                        learning_rate=np.float32(0.01))
+    assert type(params["epochs"]) is int and type(params["learning_rate"]) is float
+    json.dumps(params)  # no NumPy type left
 
 
 def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch):
     from conftest import write_image_folder
+    from vggcifar.data import DataError
     root = write_image_folder(tmp_path / "pics", {"train": {"a": 3, "b": 3}})
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(DataError, match="subset=9 is larger than the data"):
         run_training(epochs=1, batch_size=4, data=str(root), subset=9, run_dir=str(tmp_path / "r"))
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "r" / runs.HISTORY).exists()
 
 
-def test_ensure_finished_run_trains_only_when_missing(tmp_path, capsys):
+def test_run_training_is_notebook_03_in_one_call(tmp_path, capsys):
     params = dict(epochs=1, batch_size=16, data="synthetic", subset=3, seed=0,
-                  run_dir=str(tmp_path / "made"))
-    assert runs.ensure_finished_run("04_plots", **params) is True
+                  run_dir=str(tmp_path / "made"), precision="float32")
+    assert ensure_finished_run("04_plots", **params) is True
     assert "No finished run" in capsys.readouterr().out
     assert runs.load_history(params["run_dir"])["epoch"] == [1]
-    assert runs.ensure_finished_run("04_plots", **params) is False
+    saved = runs.load_params(params["run_dir"])
+    assert saved["setup"]["optimizer"]["class"] == "Adam" and saved["dropout"] == 0.0
+    assert ensure_finished_run("04_plots", **params) is False
     assert "Using the finished run" in capsys.readouterr().out
 
 
@@ -138,37 +214,7 @@ def test_missing_history_names_the_notebook_that_makes_it(tmp_path):
         runs.load_history(tmp_path)
 
 
-@pytest.mark.parametrize("fused, plain", [
-    (lambda: FusedAdam(learning_rate=0.01), lambda: keras.optimizers.Adam(learning_rate=0.01)),
-    (lambda: FusedSGD(0.05, momentum=0.9, nesterov=True),
-     lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
-    (lambda: FusedSGD(0.05, momentum=0.8), lambda: keras.optimizers.SGD(0.05, momentum=0.8)),
-])
-def test_fused_optimizers_update_exactly_like_keras(fused, plain):
-    """The fused kernels compute Keras' updates: same weights after several steps."""
-    import tensorflow as tf
-
-    results = []
-    for make in (fused, plain):
-        weights = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)),
-                   keras.Variable(np.arange(5, dtype="float32"))]
-        optimizer = make()
-        for step in range(4):
-            gradients = [tf.constant(np.sin(np.arange(12) + step).reshape(3, 4), tf.float32),
-                         tf.constant(np.cos(np.arange(5) * step), tf.float32)]
-            optimizer.apply(gradients, weights)
-        results.append([w.numpy() for w in weights])
-    for mine, theirs in zip(*results):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)  # float rounding only
-    assert not np.allclose(results[0][0], np.linspace(-1, 1, 12).reshape(3, 4))  # it did move
-
-
-def test_article_compile_uses_the_fused_adam_and_saves_as_such(tmp_path):
-    model = compile_like_article(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
-    assert isinstance(model.optimizer, FusedAdam) and isinstance(model.optimizer, keras.optimizers.Adam)
-    model.fit(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], verbose=0)
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.models.load_model(tmp_path / "m.keras")
-    assert isinstance(reloaded.optimizer, FusedAdam) and int(reloaded.optimizer.iterations) == 1
-    for mine, theirs in zip(reloaded.optimizer.variables, model.optimizer.variables):
-        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+def test_run_dir_that_is_a_file_is_refused_at_once(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(runs.RunFolderError, match="is a file, not a folder"):
+        RunFolder(tmp_path / "file", PARAMS)

@@ -5,9 +5,9 @@
 * ``"cifar10"`` (the default, as in the article): the real CIFAR-10 through
   ``keras.datasets.cifar10`` — downloaded once (about 170 MB) and cached.
 * a path to a folder, or a ``.tar.gz`` of one, laid out as
-  ``<split>/<class>/<image>`` (PNG or JPEG). The class names are the folder names
-  in sorted order. When there is only a ``train`` split, a seeded, stratified
-  part of it is held out as the test split.
+  ``<split>/<class>/<image>`` (PNG or JPEG), read by :mod:`vggcifar.folders`.
+  The class names are the folder names in sorted order. When there is only a
+  ``train`` split, a seeded, stratified part of it is held out as the test split.
 * ``"synthetic"``: generated pictures with CIFAR-10's shapes whose classes can
   be learned (a class-dependent colour and stripe pattern plus noise). Nothing
   to download: for trying the code on a machine without internet.
@@ -19,27 +19,18 @@ into float32 pixels and one-hot vectors is part of the lesson in the notebooks.
 from __future__ import annotations
 
 import dataclasses
-import io
-import tarfile
-from pathlib import Path
 
 import numpy as np
 
+from .folders import DataError, read_picture_folder
+from .settings import check_subset, data_source_kind
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-NAMED_SOURCES = ("cifar10", "synthetic")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-SPLITS = ("train", "test")
 #: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
 HOLDOUT_FRACTION = 0.2
 
-#: What to tell a user when a source is not usable.
-ALLOWED_SOURCES = ("'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
-                   "folder or .tar.gz laid out as <split>/<class>/<image>")
-
-
-class DataError(ValueError):
-    """A data source that cannot be used, with a message that says what to do instead."""
+__all__ = ["DataError", "Dataset", "load_data", "one_hot", "CIFAR10_CLASSES"]
 
 
 @dataclasses.dataclass
@@ -82,8 +73,8 @@ def load_data(data="cifar10", subset=None, seed=0):
     ``subset=N`` keeps N training pictures per class and shrinks the test split in
     the same proportion, both stratified and chosen with ``seed``.
     """
-    check_subset(subset)
-    kind = source_kind(data)
+    subset = check_subset(subset)
+    kind = data_source_kind(data)
     if kind == "cifar10":
         dataset = load_cifar10()
     elif kind == "synthetic":
@@ -94,25 +85,6 @@ def load_data(data="cifar10", subset=None, seed=0):
     if subset is not None:
         dataset = take_subset(dataset, subset, seed=seed)
     return dataset
-
-
-def source_kind(data):
-    """``"cifar10"``, ``"synthetic"`` or ``"folder"``; a clear DataError for anything else."""
-    if isinstance(data, Path):
-        data = str(data)
-    if not isinstance(data, str) or not data:
-        raise DataError(f"data must be {ALLOWED_SOURCES}; got {data!r}")
-    if data in NAMED_SOURCES:
-        return data
-    path = Path(data).expanduser()
-    if path.is_dir() or (path.is_file() and _is_tarball(path)):
-        return "folder"
-    if path.is_file():
-        raise DataError(f"data: {data!r} is a file but not a .tar.gz; allowed: {ALLOWED_SOURCES}")
-    if "/" in data or "\\" in data or _is_tarball(path):
-        raise DataError(f"data: folder or archive not found: {data!r}. "
-                        f"Allowed: {ALLOWED_SOURCES}")
-    raise DataError(f"data: unknown source {data!r}. Allowed: {ALLOWED_SOURCES}")
 
 
 def one_hot(labels, num_classes):
@@ -148,67 +120,12 @@ def load_cifar10():
 # --- a folder (or .tar.gz) of pictures ----------------------------------------------
 
 def load_image_folder(path, seed=0, holdout_fraction=HOLDOUT_FRACTION):
-    """Read ``<split>/<class>/<image>`` pictures from a folder or a ``.tar.gz`` of one.
+    """The pictures of a folder or ``.tar.gz`` laid out as ``<split>/<class>/<image>``.
 
-    The archive is read in memory, never unpacked, so no member can write
-    outside a folder. All pictures must have one size; they are converted to RGB.
+    Without a ``test`` split, a seeded, stratified ``holdout_fraction`` of ``train``
+    is held out as the test split, and the dataset's notes say so.
     """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        files = [(p.relative_to(path).parts, p.read_bytes)
-                 for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-        splits = _group_by_split(files, path)
-    else:
-        with tarfile.open(path, "r:*") as archive:
-            files = [(Path(m.name).parts, (lambda m=m: archive.extractfile(m).read()))
-                     for m in archive.getmembers()
-                     if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
-            splits = _group_by_split(files, path)
-    return _folder_dataset(splits, path, seed, holdout_fraction)
-
-
-def _group_by_split(files, path):
-    """{split: {class: [picture arrays]}} from (path parts, read function) pairs."""
-    splits = {}
-    for parts, read in files:
-        if len(parts) < 3:
-            raise DataError(f"data: {str(path)!r} must be laid out as <split>/<class>/<image>; "
-                            f"found {'/'.join(parts)!r}")
-        split, class_name = parts[-3], parts[-2]
-        if split not in SPLITS:
-            raise DataError(f"data: split folder {split!r} in {str(path)!r} is not allowed; "
-                            f"split folders must be named {' or '.join(SPLITS)}")
-        splits.setdefault(split, {}).setdefault(class_name, []).append(_decode(read(), parts))
-    if "train" not in splits:
-        raise DataError(f"data: no pictures (PNG or JPEG) under {str(path)!r}/train/<class>/; "
-                        f"the folder must be laid out as <split>/<class>/<image>")
-    return splits
-
-
-def _decode(raw, parts):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(raw)) as picture:
-            return np.asarray(picture.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"data: cannot read picture {'/'.join(parts)!r}: {error}") from error
-
-
-def _folder_dataset(splits, path, seed, holdout_fraction):
-    class_names = tuple(sorted(splits["train"]))
-    if "test" in splits and tuple(sorted(splits["test"])) != class_names:
-        raise DataError(
-            f"data: class folders differ between splits in {str(path)!r}: "
-            f"train has {list(class_names)}, test has {sorted(splits['test'])}; "
-            "both splits must have the same class folders")
-    if len(class_names) < 2:
-        raise DataError(f"data: {str(path)!r} needs at least 2 class folders, "
-                        f"found {list(class_names)}")
-    arrays = {split: _stack(by_class, class_names, path) for split, by_class in splits.items()}
-    sizes = {x.shape[1:] for x, _ in arrays.values()}
-    if len(sizes) > 1:
-        raise DataError(f"data: pictures in {str(path)!r} must all have one size, found {sizes}")
+    arrays, class_names = read_picture_folder(path)
     source = f"picture folder {str(path)!r}"
     if "test" in arrays:
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
@@ -220,22 +137,6 @@ def _folder_dataset(splits, path, seed, holdout_fraction):
             "used as the test split; they are never trained on")
     return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx],
                    class_names, source, [note])
-
-
-def _stack(by_class, class_names, path):
-    pictures, labels = [], []
-    for label, name in enumerate(class_names):
-        pictures += by_class[name]
-        labels += [label] * len(by_class[name])
-    sizes = {p.shape for p in pictures}
-    if len(sizes) > 1:
-        raise DataError(f"data: pictures in {str(path)!r} must all have one size, "
-                        f"found {sorted(sizes)[:3]}")
-    return np.stack(pictures), np.asarray(labels, dtype="int64")
-
-
-def _is_tarball(path):
-    return path.name.lower().endswith((".tar.gz", ".tgz"))
 
 
 # --- subsets and held-out splits --------------------------------------------------
@@ -276,14 +177,6 @@ def take_subset(dataset, per_class, seed=0):
         x_test=dataset.x_test[test_idx], y_test=dataset.y_test[test_idx],
         notes=dataset.notes + [f"subset={per_class}: {per_class} training and "
                                f"{test_per_class} test pictures per class (seed={seed})"])
-
-
-def check_subset(subset):
-    if subset is None:
-        return
-    if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1:
-        raise DataError(f"subset must be None (all pictures) or a whole number >= 1 of "
-                        f"pictures per class; got {subset!r}")
 
 
 # --- synthetic pictures ----------------------------------------------------------
@@ -327,7 +220,7 @@ def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0,
 
 def source_shape(data, seed=0):
     """``(input_shape, class_names)`` of a source, without downloading CIFAR-10."""
-    kind = source_kind(data)
+    kind = data_source_kind(data)
     if kind == "cifar10":
         return (32, 32, 3), CIFAR10_CLASSES
     if kind == "synthetic":

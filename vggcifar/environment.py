@@ -2,9 +2,15 @@
 
 * :func:`environment_report` — what every notebook prints first.
 * :func:`choose_precision` — ``"auto"`` picks mixed precision where the hardware gains
-  from it: ``mixed_float16`` on NVIDIA GPUs of compute capability 7.0 and newer
-  (tensor cores), ``mixed_bfloat16`` on TPUs and on CPUs with native bfloat16
-  (AVX512-BF16 or AMX), ``float32`` elsewhere.
+  from it: ``mixed_bfloat16`` on NVIDIA GPUs of compute capability 8.0 and newer
+  (A100, L4, H100: bfloat16 has float32's range, so no loss scaling is needed),
+  ``mixed_float16`` on compute capability 7.x (T4, V100: tensor cores for float16
+  only; Keras then scales the loss, because small float16 gradients would round to
+  zero), ``mixed_bfloat16`` on TPUs and on CPUs with native bfloat16 (AVX512-BF16 or
+  AMX), ``float32`` elsewhere. The notebooks set the choice as Keras' global policy
+  (``keras.mixed_precision.set_global_policy``) before they build the model, so the
+  model's own policy is the mixed one and ``compile`` wraps the optimizer in a
+  ``LossScaleOptimizer`` where float16 needs it.
 * :func:`choose_strategy` — ``"auto"`` picks TPUStrategy on a TPU, MirroredStrategy
   when more than one GPU is visible, and the default (one device) otherwise.
   ``batch_size`` is always the *global* batch: with two GPUs and batch_size 64,
@@ -13,16 +19,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from pathlib import Path
 
-GPU_HINT = ("No GPU found: training will be slow (an epoch of the full data takes 10 to 20 "
-            "minutes on a 2-core CPU). On Colab: Runtime → Change runtime type → Hardware "
-            "accelerator: GPU (T4), then run the notebook again. Without a GPU, use small "
-            "settings such as subset=500, epochs=2.")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "default", "mirrored", "tpu")
+from .settings import check_params
+
+GPU_HINT = ("No GPU found: training will be slow (on a 2-core CPU an epoch of all 50,000 "
+            "pictures takes about 8 to 17 minutes; see bench/README.md). On Colab: Runtime → "
+            "Change runtime type → Hardware accelerator: GPU, then run the notebook again. "
+            "Without a GPU, use small settings such as subset=500, epochs=2.")
 DRIVE_ROOT = "/content/drive"
 
 
@@ -68,9 +75,16 @@ def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
 
 
 def pick_precision(gpu_capabilities, tpu, cpu_bfloat16):
-    """The rule behind ``precision="auto"``, on plain facts (testable without the hardware)."""
+    """The rule behind ``precision="auto"``, on plain facts (testable without the hardware).
+
+    ``gpu_capabilities`` lists each GPU's compute capability as ``(major, minor)``;
+    with several GPUs the oldest decides.
+    """
     if gpu_capabilities:
-        return "mixed_float16" if min(gpu_capabilities) >= (7, 0) else "float32"
+        oldest = min(tuple(c) for c in gpu_capabilities)
+        if oldest >= (8, 0):
+            return "mixed_bfloat16"
+        return "mixed_float16" if oldest >= (7, 0) else "float32"
     if tpu or cpu_bfloat16:
         return "mixed_bfloat16"
     return "float32"
@@ -78,8 +92,7 @@ def pick_precision(gpu_capabilities, tpu, cpu_bfloat16):
 
 def choose_precision(precision="auto"):
     """The Keras dtype policy name to use; ``"auto"`` looks at the hardware."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    precision = check_params(precision=precision)["precision"]
     if precision != "auto":
         return precision
     import tensorflow as tf
@@ -88,6 +101,23 @@ def choose_precision(precision="auto"):
                           .get("compute_capability", (0, 0)))
                     for gpu in tf.config.list_physical_devices("GPU")]
     return pick_precision(capabilities, _tpu_present(), cpu_has_bfloat16())
+
+
+@contextlib.contextmanager
+def precision_policy(policy):
+    """Keras' global dtype policy set to ``policy`` inside the block, and put back after it.
+
+    Layers take the global policy when they are built, so a model built inside the
+    block keeps ``policy``; nothing outside the block is affected.
+    """
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def pick_strategy_kind(tpu, gpu_count):
@@ -99,8 +129,7 @@ def pick_strategy_kind(tpu, gpu_count):
 
 def choose_strategy(strategy="auto"):
     """A ``tf.distribute`` strategy; build and compile the model inside its ``scope()``."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    strategy = check_params(strategy=strategy)["strategy"]
     import tensorflow as tf
 
     kind = strategy
@@ -116,6 +145,13 @@ def choose_strategy(strategy="auto"):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+def accelerator_present():
+    """True when TensorFlow sees a GPU or a TPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU")) or _tpu_present()
 
 
 def _tpu_present():

@@ -2,15 +2,17 @@
 
 The article's model learns its 50,000 training pictures almost by heart (97%) but
 gets 83.5% of the test pictures right: it overfits. Its closing words propose
-Dropout, L2 regularisation and tuning the optimiser. A *recipe* here is a dict of
-those settings; :data:`ARTICLE_RECIPE` reproduces the article and
-:data:`IMPROVED_RECIPE` switches every improvement on:
+Dropout, L2 regularisation and tuning the optimiser. A *recipe* is a dict of those
+settings; :data:`~vggcifar.settings.ARTICLE_RECIPE` reproduces the article and
+:data:`~vggcifar.settings.IMPROVED_RECIPE` switches every improvement on (both are
+defined, with their check, in :mod:`vggcifar.settings`). Everything here is plain
+Keras, so a model trained with any recipe saves and loads with Keras alone.
 
 ================  ===================================================================
 ``optimizer``     ``"adam"`` (the article) or ``"sgd"``: SGD with Nesterov momentum 0.9
 ``learning_rate`` the peak learning rate of the schedule
-``schedule``      ``"constant"`` (the article), ``"cosine"`` (warm-up, then a cosine
-                  down to 0) or ``"one_cycle"`` (up from peak/25, then straight down to 0)
+``schedule``      ``"constant"`` (the article), ``"cosine"`` (up from 0, then half a
+                  cosine down to 0) or ``"one_cycle"`` (the same, up from peak/25)
 ``warmup``        share of all training steps spent rising to the peak
 ``dropout``       rate of the Dropout layers after fc1 and fc2
 ``weight_decay``  weight decay as PyTorch and most papers count it (see below)
@@ -30,91 +32,25 @@ as strong. Papers that say "weight decay 5e-4" mean PyTorch's, so the model gets
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from .optimizers import FusedAdam, FusedSGD
+from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, check_recipe
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine", "one_cycle")
-
-#: The article's recipe: Adam with its defaults, no regularisation, no augmentation.
-ARTICLE_RECIPE = {
-    "optimizer": "adam", "learning_rate": 0.001, "schedule": "constant", "warmup": 0.0,
-    "dropout": 0.0, "weight_decay": 0.0, "flip": False, "crop_padding": 0, "cutout": 0,
-    "label_smoothing": 0.0, "bn_momentum": 0.99,
-}
-
-#: Every improvement on; settings common in the CIFAR-10 literature for VGG-type networks.
-IMPROVED_RECIPE = {
-    "optimizer": "sgd", "learning_rate": 0.05, "schedule": "one_cycle", "warmup": 0.15,
-    "dropout": 0.5, "weight_decay": 5e-4, "flip": True, "crop_padding": 4, "cutout": 0,
-    "label_smoothing": 0.1, "bn_momentum": 0.9,
-}
-
-
-def check_recipe(recipe):
-    """Raise ValueError naming the first bad setting; return the full recipe.
-
-    Settings that ``recipe`` leaves out take the article's values.
-    """
-    unknown = sorted(set(recipe) - set(ARTICLE_RECIPE))
-    if unknown:
-        raise ValueError(f"unknown recipe setting(s) {unknown}; allowed: {list(ARTICLE_RECIPE)}")
-    full = {**ARTICLE_RECIPE, **recipe}
-    if full["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {full['optimizer']!r}")
-    if full["schedule"] not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {full['schedule']!r}")
-    for name, low, high in (("learning_rate", 0.0, 10.0), ("warmup", 0.0, 1.0),
-                            ("dropout", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
-                            ("label_smoothing", 0.0, 1.0), ("bn_momentum", 0.0, 1.0)):
-        value = full[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not low <= value < high or (name == "learning_rate" and value == 0):
-            raise ValueError(f"{name} must be a number in [{low}, {high})"
-                             f"{' and > 0' if name == 'learning_rate' else ''}, got {value!r}")
-    if not isinstance(full["flip"], bool):
-        raise ValueError(f"flip must be True or False, got {full['flip']!r}")
-    for name, high in (("crop_padding", 15), ("cutout", 32)):
-        value = full[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                or not 0 <= value <= high:
-            raise ValueError(f"{name} must be a whole number of pixels in 0..{high}, got {value!r}")
-    return full
+__all__ = ["ARTICLE_RECIPE", "IMPROVED_RECIPE", "check_recipe", "make_schedule",
+           "make_optimizer", "compile_recipe", "model_options", "augment_batch",
+           "make_augmenter"]
 
 
 # --- learning-rate schedules -------------------------------------------------------
 
-@keras.saving.register_keras_serializable(package="vggcifar")
-class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Up in a straight line from ``peak / 25`` to ``peak`` over ``rise_steps``, then straight down to 0.
-
-    The "one-cycle" policy (Smith 2018): the high middle part lets the weights cross
-    flat regions fast, the long way down lets them settle.
-    """
-
-    def __init__(self, peak, total_steps, rise_steps):
-        self.peak, self.total_steps, self.rise_steps = float(peak), int(total_steps), int(rise_steps)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        start = self.peak / 25.0
-        rising = start + (self.peak - start) * step / max(self.rise_steps, 1)
-        falling = self.peak * (self.total_steps - step) / max(self.total_steps - self.rise_steps, 1)
-        rate = keras.ops.where(step < self.rise_steps, rising, falling)
-        return keras.ops.maximum(rate, 0.0)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "rise_steps": self.rise_steps}
-
-
 def make_schedule(schedule, learning_rate, epochs, steps_per_epoch, warmup=0.0):
     """The learning rate for every training step, worked out from ``epochs``.
 
-    ``"constant"`` returns the number itself. ``"cosine"`` rises from 0 to
-    ``learning_rate`` during the first ``warmup`` share of the steps, then follows half
-    a cosine down to 0 at the last step (Keras' ``CosineDecay``). ``"one_cycle"``
-    is :class:`OneCycle`, its peak at the end of the ``warmup`` share.
+    ``"constant"`` returns the number itself. ``"cosine"`` rises in a straight line
+    from 0 to ``learning_rate`` during the first ``warmup`` share of the steps, then
+    follows half a cosine down to 0 at the last step. ``"one_cycle"`` (Smith 2018, as
+    PyTorch's ``OneCycleLR`` anneals it) starts at ``learning_rate / 25`` instead of 0,
+    and otherwise does the same. Both are Keras' own ``CosineDecay``, so a model
+    saved with them loads with Keras alone.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -122,22 +58,17 @@ def make_schedule(schedule, learning_rate, epochs, steps_per_epoch, warmup=0.0):
     rise = int(round(warmup * total))
     if schedule == "constant":
         return learning_rate
-    if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(total - rise, 1), warmup_target=learning_rate,
-            warmup_steps=rise)
-    return OneCycle(learning_rate, total, rise)
+    start = learning_rate / 25.0 if schedule == "one_cycle" else 0.0
+    return keras.optimizers.schedules.CosineDecay(
+        start, decay_steps=max(total - rise, 1), warmup_target=learning_rate, warmup_steps=rise)
 
 
 def make_optimizer(optimizer, learning_rate):
-    """Adam (Keras' defaults otherwise), or SGD with Nesterov momentum 0.9.
-
-    Both are Keras' optimizers with a fused update (see :mod:`vggcifar.optimizers`).
-    """
+    """Keras' Adam (its defaults otherwise), or Keras' SGD with Nesterov momentum 0.9."""
     if optimizer == "adam":
-        return FusedAdam(learning_rate)
+        return keras.optimizers.Adam(learning_rate)
     if optimizer == "sgd":
-        return FusedSGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
 
 
@@ -200,7 +131,7 @@ def _between(index, start, size):
 
 
 def make_augmenter(recipe):
-    """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`, or None if all off."""
+    """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`; None when all is off."""
     recipe = check_recipe(recipe)
     if not (recipe["flip"] or recipe["crop_padding"] or recipe["cutout"]):
         return None

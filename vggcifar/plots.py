@@ -1,8 +1,9 @@
-"""Step 4 — plots: accuracy and loss per epoch, and a grid of sample pictures.
+"""Step 4 — plots: accuracy and loss per epoch, and grids of pictures.
 
 As in the article there are two figures, one for accuracy and one for loss,
-training in blue and test in red. The article's own published curves can be
-drawn beside them as dashed lines, so a run can be compared with the original.
+training in blue and test in red, drawn with ``plt`` by :func:`plot_metric` (the
+code notebook 04 shows, ``#@save``). :func:`add_article_curves` draws the article's
+published curves beside them, dashed, so a run can be compared with the original.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-#: history key → label on the y axis
-METRICS = {"accuracy": "accuracy", "loss": "loss"}
+#: The two metrics the article plots.
+METRICS = ("accuracy", "loss")
 
 
 def load_article_history():
@@ -29,53 +30,48 @@ def _check_metric(metric):
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
 
 
-def _epochs(history, metric):
-    return history.get("epoch") or list(range(1, len(history[metric]) + 1))
+def plot_metric(history, metric, validation_label="test"):
+    """One of the article's figures: metric per epoch, training in blue, validation in red."""
+    epochs = range(1, len(history[metric]) + 1)
+    figure = plt.figure(figsize=(8, 5))
+    plt.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
+    plt.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5, label=validation_label)
+    plt.xlabel("epoch")
+    plt.ylabel(metric)
+    plt.title(f"{metric} per epoch")
+    plt.grid(alpha=0.3)
+    plt.legend(loc="best")
+    return figure
 
 
-def _per_epoch_figure(fig, ax, metric, title):
-    """Axis labels, title, grid and legend shared by the per-epoch figures."""
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(METRICS[metric])
-    ax.set_title(title or f"{metric} per epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def plot_metric(history, metric="accuracy", reference=None, title=None, validation="test"):
-    """One figure: ``metric`` and ``val_<metric>`` per epoch; ``reference`` dashed beside them.
-
-    ``validation`` names what the run validated on (its ``validation`` parameter):
-    the red line is labelled "test" as in the article, or "validation (held out)".
-    """
+def add_article_curves(metric, article=None):
+    """Draw the article's published ``metric`` curves, dashed, into the current figure."""
     _check_metric(metric)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    epochs = _epochs(history, metric)
-    ax.plot(epochs, history[metric], color="b", linewidth=2.5, label="training")
-    ax.plot(epochs, history[f"val_{metric}"], color="r", linewidth=2.5,
-            label="test" if validation == "test" else "validation (held out)")
-    if reference is not None:
-        ax.plot(reference["epoch"], reference[metric], "b--", alpha=0.45, label="article: training")
-        ax.plot(reference["epoch"], reference[f"val_{metric}"], "r--", alpha=0.45,
-                label="article: test")
-    return _per_epoch_figure(fig, ax, metric, title)
+    article = article or load_article_history()
+    plt.plot(article["epoch"], article[metric], "b--", alpha=0.45, label="article: training")
+    plt.plot(article["epoch"], article[f"val_{metric}"], "r--", alpha=0.45, label="article: test")
+    plt.legend(loc="best")
 
 
-def plot_history(history, reference=None, out_dir=None, title_prefix="", validation="test"):
+def validation_label(validation):
+    """How the red line is labelled: "test" as in the article, or "validation (held out)"."""
+    return "test" if validation == "test" else "validation (held out)"
+
+
+def plot_history(history, with_article=True, out_dir=None, validation="test"):
     """The article's two figures (accuracy, loss); saved as PNG into ``out_dir`` when given.
 
     Returns ``{"accuracy": figure, "loss": figure}``.
     """
-    figures = {metric: plot_metric(history, metric, reference,
-                                   title=f"{title_prefix}{metric} per epoch",
-                                   validation=validation)
-               for metric in METRICS}
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        for metric, fig in figures.items():
-            fig.savefig(Path(out_dir) / f"{metric}.png", dpi=100)
+    figures = {}
+    for metric in METRICS:
+        figures[metric] = plot_metric(history, metric, validation_label(validation))
+        if with_article:
+            add_article_curves(metric)
+        figures[metric].tight_layout()
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            figures[metric].savefig(Path(out_dir) / f"{metric}.png", dpi=100)
     return figures
 
 
@@ -108,12 +104,18 @@ def plot_comparison(histories, metric="accuracy", title=None):
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (label, history), color in zip(histories.items(), colors):
-        epochs = _epochs(history, metric)
+        epochs = range(1, len(history[metric]) + 1)
         ax.plot(epochs, history[metric], "o-", color=color, linewidth=2, markersize=4,
                 label=f"{label}: training")
         ax.plot(epochs, history[f"val_{metric}"], "o--", color=color, linewidth=2, markersize=4,
                 label=f"{label}: validation")
-    return _per_epoch_figure(fig, ax, metric, title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
 
 
 def plot_schedule(schedule, total_steps, steps_per_epoch):

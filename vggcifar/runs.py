@@ -1,7 +1,7 @@
-"""The run folder: everything a training run leaves behind, and how it resumes.
+"""The run folder: everything a training run leaves behind, kept by one Keras callback.
 
 =====================  ========================================================
-``params.json``        all parameters the run was started with
+``params.json``        the run's parameters, and what model and optimizer it trains
 ``environment.json``   Python, TensorFlow, Keras, NumPy; device; precision; strategy
 ``history.json``       per-epoch loss, accuracy, val_loss, val_accuracy, seconds
 ``history.csv``        the same as a table (one row per epoch)
@@ -12,58 +12,195 @@
                        presence means "finished"
 =====================  ========================================================
 
+In a notebook the folder is one object beside ``fit``::
+
+    run = RunFolder(run_dir, params)             # checks the folder at once
+    initial_epoch = run.resume(model)            # 0, or the epochs a cut-off run had done
+    history = model.fit(..., initial_epoch=initial_epoch, callbacks=[run])
+
 **Resuming.** Colab disconnects long sessions. After every epoch the weights (with
-Adam's state, so a learning-rate schedule continues where it stopped) are written
-to ``backup/``, and then ``backup/state.json`` is replaced in one step. That file is
-the commit point: a kernel killed at any moment leaves either the old state or
-the new one, each pointing to a complete weights file. Training again with the
-same ``run_dir`` and the same parameters continues after the last committed epoch.
+the optimizer's state, so a learning-rate schedule continues where it stopped) are
+written to ``backup/``, and then ``backup/state.json`` is replaced in one step. That
+file is the commit point: a kernel killed at any moment leaves either the old state
+or the new one, each pointing to a complete weights file. Running the same cells
+again with the same ``run_dir`` continues after the last committed epoch; a finished
+run is loaded instead of trained again. On Colab that needs ``run_dir`` on Google
+Drive: a disconnect can take the machine's own disk with it.
 
 Keras has ``keras.callbacks.BackupAndRestore`` for the same job; it overwrites its
 weights file in place and writes its epoch number separately, so a kill during a
 save can leave a broken or mismatched backup. Hence this small variant, which also
-keeps the history with the weights.
+keeps the history with the weights and refuses to mix two different runs.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-import os
 import shutil
+import time
 from pathlib import Path
+
+import keras
+
+from .environment import environment_report
+from .files import read_json, replacing, write_json, write_text
+from .speed import speedups_applied
 
 PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
     "params.json", "environment.json", "history.json", "history.csv", "model.keras",
     "metrics.json")
 BACKUP, STATE = "backup", "state.json"
-#: What a run writes; ``overwrite=True`` removes these and nothing else.
+#: What a run writes; ``overwrite=True`` removes these (and the backup) and nothing else.
 RUN_FILES = (PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS)
+#: Keys of ``params.json`` that a run with other parameters may differ in.
+_NOT_COMPARED = ("run_dir", "setup")
 
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used as asked."""
 
 
-def write_text(path, text):
-    """Write through a temporary file and rename: never half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+class RunFolder(keras.callbacks.Callback):
+    """The run folder of one training run, as a Keras callback (see the module's help).
+
+    ``params`` are the run's parameters (they go into ``params.json``); a folder that
+    holds a run with other parameters is refused at once, unless ``overwrite=True``.
+    ``test_data`` (pictures, one-hot labels) is scored once when training ends, for
+    runs that validate on held-out training pictures; without it the last validation
+    figures count as the test figures, as in the article.
+    """
+
+    def __init__(self, run_dir, params, *, overwrite=False, test_data=None, batch_size=None):
+        super().__init__()
+        self.run_dir, self.run_params = Path(run_dir), dict(params)
+        self.overwrite, self.test_data = overwrite, test_data
+        self.batch_size = batch_size or self.run_params.get("batch_size", 64)
+        self.history, self.finished, self._resumed = {}, False, False
+        check_free(self.run_dir, self.run_params, overwrite)
+
+    # --- before fit ---------------------------------------------------------------
+    def resume(self, model):
+        """Prepare the folder for ``model``; load what it holds; return the epochs already done.
+
+        A new run returns 0. A cut-off run loads its last backup (weights and the
+        optimizer's state) into ``model`` and returns its epochs; a finished run loads
+        its trained model and returns them all, so ``fit`` has nothing left to do.
+        Pass the result to ``fit`` as ``initial_epoch``.
+        """
+        if not model.compiled:
+            raise RunFolderError("compile the model before run.resume(model): the backup holds "
+                                 "the optimizer's state too")
+        setup = describe_setup(model)
+        state = start_run(self.run_dir, {**self.run_params, "setup": setup},
+                          {**environment_report(show=False), **_precision_and_strategy(model)},
+                          self.overwrite)
+        self._resumed = True
+        if state is None:
+            self.history = {}
+            print(f"Run folder {str(self.run_dir)!r}: a new run.")
+            return 0
+        _load_into(model, state["weights"], self.run_dir)
+        self.history, self.finished = state["history"], state["finished"]
+        done = len(self.history["epoch"])
+        if self.finished:
+            print(f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); "
+                  "its trained model and history are loaded, nothing is trained again. "
+                  "Use another run_dir, or overwrite=True, to train again.")
+        else:
+            print(f"Run folder {str(self.run_dir)!r}: resuming after epoch {done}.")
+        return done
+
+    # --- during fit ------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        if not self._resumed:
+            raise RunFolderError("call run.resume(model) before model.fit, and pass what it "
+                                 "returns as initial_epoch")
+        wanted = self.run_params.get("epochs")
+        if wanted is not None and self.params.get("epochs") != wanted:
+            raise RunFolderError(f"the run's parameters say epochs={wanted}, but fit was called "
+                                 f"with epochs={self.params.get('epochs')}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        done = len(self.history.get("epoch", []))
+        if epoch != done:
+            raise RunFolderError(
+                f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} "
+                f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit")
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               "seconds": round(time.perf_counter() - self._started, 2)}
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        commit_epoch(self.run_dir, self.model, self.history)
+
+    def on_train_end(self, logs=None):
+        done = len(self.history.get("epoch", []))
+        if done and not self.finished and (done >= self.params.get("epochs", done)
+                                           or self.model.stop_training):
+            test = self._score_test()
+            finish_run(self.run_dir, self.model, self.history,
+                       {**environment_report(show=False), **_precision_and_strategy(self.model),
+                        "speedups": speedups_applied(self.model)}, test)
+            self.finished = True
+            print(f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; "
+                  f"{MODEL} and {METRICS} written.")
+        history = getattr(self.model, "history", None)
+        if isinstance(history, keras.callbacks.History) and done:  # the whole run, resumed or not
+            history.history = {k: list(v) for k, v in self.history.items()
+                               if k not in ("epoch", "seconds")}
+            history.epoch = [e - 1 for e in self.history["epoch"]]
+
+    def _score_test(self):
+        """The test split's loss and accuracy: the last validation figures, or scored now, once."""
+        if self.test_data is None:  # validated on the test split (or not at all)
+            return {f"test_{key}": self.history[f"val_{key}"][-1] for key in ("loss", "accuracy")
+                    if f"val_{key}" in self.history}
+        x, y = self.test_data
+        scores = self.model.evaluate(x, y, batch_size=self.batch_size, verbose=0, return_dict=True)
+        print(f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, "
+              f"loss {scores['loss']:.4f} ({len(y):,} pictures)", flush=True)
+        return {"test_loss": float(scores["loss"]), "test_accuracy": float(scores["accuracy"])}
 
 
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=1) + "\n")
+# --- what the run trains --------------------------------------------------------------
+
+def describe_setup(model):
+    """What must not change when a run resumes: the architecture, the optimizer, the loss."""
+    shapes = [[layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]]
+              for layer in model.layers]
+    optimizer = model.optimizer
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    config = optimizer.get_config()
+    chosen = {key: config[key] for key in ("learning_rate", "beta_1", "beta_2", "epsilon",
+                                           "momentum", "nesterov") if key in config}
+    loss = model.loss if isinstance(model.loss, str) else keras.losses.serialize(model.loss)
+    return json.loads(json.dumps({
+        "model": {"name": model.name, "parameters": int(model.count_params()),
+                  "architecture": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]},
+        "optimizer": {"class": type(optimizer).__name__, **chosen},
+        "loss": loss}, default=float))
 
 
-def read_json(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _precision_and_strategy(model):
+    strategy = model.distribute_strategy
+    return {"precision": model.dtype_policy.name, "strategy": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync}
 
+
+# --- reading and writing the folder -----------------------------------------------------
 
 def _comparable(params):
-    return {k: v for k, v in params.items() if k != "run_dir"}
+    return {k: v for k, v in params.items() if k not in _NOT_COMPARED}
+
+
+def _differences(old, new):
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
 
 
 def check_free(run_dir, params=None, overwrite=False):
@@ -73,39 +210,57 @@ def check_free(run_dir, params=None, overwrite=False):
     other parameters is never mixed with this one.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run_dir {str(run_dir)!r} is a file, not a folder; choose another run_dir")
     if overwrite or not (run_dir / PARAMS).exists() and not (run_dir / HISTORY).exists():
         return
-    old = read_json(run_dir / PARAMS) if (run_dir / PARAMS).exists() else {}
-    if params is None or _comparable(old) != _comparable(params):
-        differences = {k: (old.get(k), (params or {}).get(k))
-                       for k in sorted(set(_comparable(old)) | set(_comparable(params or {})))
-                       if old.get(k) != (params or {}).get(k)}
+    old = _comparable(load_params(run_dir)) if (run_dir / PARAMS).exists() else {}
+    new = _comparable(params or {})
+    if old != new:
         raise RunFolderError(
             f"run_dir {str(run_dir)!r} already holds a run with other parameters "
-            f"(saved, now: {differences}); choose another run_dir, or pass "
+            f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
             "overwrite=True to replace it")
 
 
 def start_run(run_dir, params, environment, overwrite=False):
-    """Prepare ``run_dir`` for training; returns the backup state to resume from, or None.
+    """Prepare ``run_dir`` for training; returns the state to resume from, or None.
 
-    The state is ``{"epoch": n, "weights": path, "history": {...}}``; a finished run
-    returns its state with ``"finished": True``.
+    The state is ``{"epoch": n, "weights": path, "history": {...}, "finished": bool}``.
+    ``params["setup"]`` (see :func:`describe_setup`) must match the saved run's.
     """
     check_free(run_dir, params, overwrite)
     run_dir = Path(run_dir)
     if overwrite:
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
+        remove_run_files(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / PARAMS).exists():
+        saved = load_params(run_dir).get("setup")
+        if saved is not None and saved != params["setup"]:
+            raise RunFolderError(
+                f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss "
+                f"(saved, now: {_differences(saved, params['setup'])}); choose another run_dir, "
+                "or pass overwrite=True to replace it")
     if is_finished(run_dir):  # its records stay as they were
         history = load_history(run_dir)
-        return {"finished": True, "epoch": len(history["epoch"]),
-                "weights": run_dir / MODEL, "history": history}
+        return {"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL,
+                "history": history}
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / ENVIRONMENT, environment)
     return read_backup(run_dir)
+
+
+def remove_run_files(run_dir):
+    """Remove what a run writes (and its backup) from ``run_dir``; any other file stays."""
+    run_dir = Path(run_dir)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    backup = run_dir / BACKUP
+    if backup.is_dir():
+        for path in [backup / STATE, *backup.glob("*epoch-*.weights.h5")]:
+            path.unlink(missing_ok=True)
+        if not any(backup.iterdir()):
+            backup.rmdir()
 
 
 def read_backup(run_dir):
@@ -130,17 +285,25 @@ def damaged(run_dir, error):
         "(it deletes the run's files and the damaged backup)")
 
 
+def _load_into(model, weights, run_dir):
+    """Load a backup (or a finished run's model) into ``model``, optimizer state included."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # h5py, zip and shape errors alike
+        raise damaged(run_dir, error) from error
+
+
 def commit_epoch(run_dir, model, history):
-    """Back up the model after an epoch, then commit: write ``state.json`` in one step."""
+    """Back up the model after an epoch, then commit: replace ``state.json`` in one step."""
     backup = Path(run_dir) / BACKUP
-    backup.mkdir(parents=True, exist_ok=True)
     epoch = len(history["epoch"])
     name = f"epoch-{epoch:04d}.weights.h5"
-    tmp = backup / f"tmp-{name}"
-    model.save_weights(tmp)  # weights and optimizer state
-    os.replace(tmp, backup / name)
+    with replacing(backup / name) as temporary:
+        model.save_weights(temporary)  # weights and optimizer state
     write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history})
-    for old in backup.glob("*.weights.h5"):
+    for old in backup.glob("epoch-*.weights.h5"):
         if old.name != name:
             old.unlink()
     write_history(run_dir, history)
@@ -165,16 +328,19 @@ def finish_run(run_dir, model, history, environment, test=None):
     """
     run_dir = Path(run_dir)
     write_history(run_dir, history)
-    tmp = run_dir / ("tmp-" + MODEL)
-    model.save(tmp)
-    os.replace(tmp, run_dir / MODEL)
+    with replacing(run_dir / MODEL) as temporary:
+        model.save(temporary)
     final = {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}
     final.update(test or {})
     final["epochs"] = len(history["epoch"])
     final["mean_epoch_seconds"] = round(sum(history["seconds"]) / len(history["seconds"]), 2)
     final["environment"] = environment
     write_json(run_dir / METRICS, final)
-    shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
+    backup = run_dir / BACKUP
+    for path in [backup / STATE, *backup.glob("*epoch-*.weights.h5")]:
+        path.unlink(missing_ok=True)
+    if backup.is_dir() and not any(backup.iterdir()):
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def is_finished(run_dir):
@@ -195,26 +361,5 @@ def load_params(run_dir):
     return read_json(Path(run_dir) / PARAMS)
 
 
-def ensure_finished_run(notebook, **params):
-    """For 04 to 07: use the finished run in ``params['run_dir']``, or make one now.
-
-    On Colab every notebook gets a fresh machine, so the run folder that
-    03_training.ipynb wrote is usually not here (unless ``run_dir`` is on Google
-    Drive). Then this says so and trains with the given parameters, the same way 03
-    would — resuming, if an earlier attempt of this notebook was cut off — and labels
-    the result as made here. Returns True when it had to train.
-    """
-    from .training import run_params, run_training
-
-    params = run_params(**params)
-    run_dir = Path(params["run_dir"])
-    if is_finished(run_dir):
-        print(f"Using the finished run in {str(run_dir)!r} "
-              f"(made with {load_params(run_dir)}).")
-        return False
-    print(f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
-          f"notebook runs on its own machine, so its files are not here.\n"
-          f"{notebook} therefore trains a run now, with this notebook's parameters "
-          f"{params}. Everything below comes from this run made by {notebook}.")
-    run_training(**params)  # resumes a cut-off run with the same parameters; never mixes runs
-    return True
+def load_metrics(run_dir):
+    return read_json(Path(run_dir) / METRICS)

@@ -4,62 +4,64 @@
 kind           file                        what it holds
 =============  ==========================  =========================================
 ``keras``      ``cifar10-CNN.keras``       the whole model, Keras 3's native format
-``weights``    ``cifar10-CNN.weights.h5``  the weights (and, in Keras 3, the optimizer's state);
-                                           needs the code that builds the model
-``legacy_h5``  ``cifar10-CNN.h5``          the whole model in the article's (legacy) HDF5 format
+``weights``    ``cifar10-CNN.weights.h5``  the weights (and, in Keras 3, the optimizer's
+                                           state); needs the code that builds the model
+``legacy_h5``  ``cifar10-CNN.h5``          the whole model in the article's (legacy)
+                                           HDF5 format
 =============  ==========================  =========================================
 
-Each file is written to a temporary name and then renamed, so an interrupted save
-never destroys a good file saved earlier.
+:func:`save_article_files` is the code that notebook 05 shows (``#@save``). Every file
+is written under a temporary name and renamed when complete
+(:func:`vggcifar.files.replacing`), so a save that is cut off never destroys a good
+file saved before. The files hold plain Keras objects only: they load with Keras
+alone, without this package.
 """
 
 from __future__ import annotations
 
-import copy
-import os
+import contextlib
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from . import model as _model  # noqa: F401  registers FusedBatchNormalization for loading
+from .files import replacing
 
 FILES = {"keras": "cifar10-CNN.keras",
          "weights": "cifar10-CNN.weights.h5",
          "legacy_h5": "cifar10-CNN.h5"}
 
 
-def _save_replacing(path, save):
-    path = Path(path)
-    tmp = path.with_name("tmp-" + path.name)  # keeps the suffix Keras checks
-    save(str(tmp))
-    os.replace(tmp, path)
-    return path
+@contextlib.contextmanager
+def keeping_compile_config(model):
+    """Put the model's compile settings back after a legacy ``.h5`` save.
 
-
-def save_model_files(model, out_dir):
-    """Save ``model`` in all three formats into ``out_dir``; returns ``{kind: path}``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "keras": _save_replacing(out_dir / FILES["keras"], model.save),
-        "weights": _save_replacing(out_dir / FILES["weights"], model.save_weights),
-        "legacy_h5": _save_replacing(out_dir / FILES["legacy_h5"],
-                                     lambda path: _save_legacy_h5(model, path)),
-    }
-
-
-def _save_legacy_h5(model, path):
-    # Keras' legacy HDF5 writer removes the optimizer from the model's own compile
-    # settings (it pops the key from the live dict), so a later .keras save would
-    # reload with the wrong optimizer. Keep a copy and put it back.
-    compile_config = copy.deepcopy(getattr(model, "_compile_config", None))
+    Keras' HDF5 writer (fixed upstream in keras-team/keras#23475, not yet in Keras 3.15.1)
+    removes the optimizer from the live model's compile settings while it writes, so
+    a ``.keras`` file saved later would reload with the default optimizer instead.
+    """
+    config = getattr(getattr(model, "_compile_config", None), "config", None)
+    saved = dict(config) if isinstance(config, dict) else None  # a shallow copy: no model copies
     try:
-        model.save(path)
+        yield
     finally:
-        if compile_config is not None:
-            model._compile_config = compile_config
+        if saved is not None:
+            config.clear()
+            config.update(saved)
+
+
+def save_article_files(model, folder):
+    """Save model in the article's three files in folder; returns {kind: path}."""
+    folder = Path(folder)
+    paths = {kind: folder / name for kind, name in FILES.items()}
+    with replacing(paths["keras"]) as path:
+        model.save(path)  # the whole model, in Keras 3's format
+    with replacing(paths["weights"]) as path:
+        model.save_weights(path)  # the weights only: the name must end in .weights.h5
+    with replacing(paths["legacy_h5"]) as path, keeping_compile_config(model):
+        model.save(path)  # the whole model, in the article's HDF5 format (legacy)
+    return paths
 
 
 def check_model_file(path, name="model_path"):
@@ -75,18 +77,22 @@ def check_model_file(path, name="model_path"):
 
 
 def load_saved_model(path):
-    """Load a whole model (``.keras`` or legacy ``.h5``) with Keras' safe mode on.
+    """``keras.models.load_model`` with its safe mode spelled out, after checking the path.
 
-    Safe mode refuses files that would run arbitrary Python code (lambda layers).
+    Safe mode refuses ``.keras`` files that would run Python code stored in them
+    (``Lambda`` layers). It is not a sandbox: it has been bypassed (CVE-2025-1550,
+    CVE-2025-9906, CVE-2026-1462, the last fixed in Keras 3.13.2), and before Keras
+    3.11.3 it was ignored for ``.h5`` files (CVE-2025-9905). Load only model files
+    you trust.
     """
     return keras.models.load_model(check_model_file(path, "path"), safe_mode=True)
 
 
-def reload_model_files(paths, model):
-    """Reload each saved file; the weights file goes into a fresh copy of ``model``'s layers."""
-    fresh = keras.models.clone_model(model)  # same layers, new (random) weights
+def reload_model_files(paths, build):
+    """Reload each saved file; the weights file goes into ``build()``, a freshly built model."""
+    fresh = build()
     with warnings.catch_warnings():
-        # The file also holds Adam's state, which an uncompiled copy has no place for.
+        # The file also holds the optimizer's state, which an uncompiled model has no place for.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         fresh.load_weights(paths["weights"])
     return {"keras": load_saved_model(paths["keras"]),

@@ -1,0 +1,221 @@
+"""Every default and every check of the notebooks' parameters, in one place.
+
+:data:`ARTICLE` holds the article's settings, the defaults of every notebook's
+parameters cell; :data:`TRAINING` the settings that notebook 03 adds; the two
+recipes (:data:`ARTICLE_RECIPE`, :data:`IMPROVED_RECIPE`) the training settings of
+notebook 06. :func:`check_params` checks any of them where they enter (a
+notebook's second cell, :func:`vggcifar.training.run_training`) and raises an error
+that names the parameter and what it may be, before any download or training.
+
+This module imports nothing else from the package, so every other module can use it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+#: The article's settings: the defaults of every notebook's parameters cell.
+ARTICLE = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64,
+           "run_dir": "runs/article"}
+
+#: What notebook 03 adds to the article's settings, with their defaults.
+TRAINING = {"precision": "auto", "strategy": "auto", "validation": "test",
+            "deterministic": False, "speedups": "auto"}
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "tpu")
+#: Where the per-epoch validation figures come from: the test split, as the article
+#: does, or pictures held out from the training split (the honest way).
+VALIDATIONS = ("test", "holdout")
+#: The CPU speed-ups of :mod:`vggcifar.speed`: "auto" = on where no GPU or TPU is seen.
+SPEEDUPS = ("auto", True, False)
+#: Share of every class's training pictures that ``validation="holdout"`` sets aside.
+HOLDOUT_SHARE = 0.1
+#: Data sources with a name; anything else must be a folder or a .tar.gz of pictures.
+NAMED_SOURCES = ("cifar10", "synthetic")
+ALLOWED_SOURCES = ("'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
+                   "folder or .tar.gz laid out as <split>/<class>/<image>")
+#: Largest seed NumPy's and TensorFlow's generators take.
+MAX_SEED = 2**32 - 1
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine", "one_cycle")
+
+#: The article's recipe: Adam with its defaults, no regularisation, no augmentation.
+ARTICLE_RECIPE = {
+    "optimizer": "adam", "learning_rate": 0.001, "schedule": "constant", "warmup": 0.0,
+    "dropout": 0.0, "weight_decay": 0.0, "flip": False, "crop_padding": 0, "cutout": 0,
+    "label_smoothing": 0.0, "bn_momentum": 0.99,
+}
+
+#: Every improvement on; settings common in the CIFAR-10 literature for VGG-type networks.
+IMPROVED_RECIPE = {
+    "optimizer": "sgd", "learning_rate": 0.05, "schedule": "one_cycle", "warmup": 0.15,
+    "dropout": 0.5, "weight_decay": 5e-4, "flip": True, "crop_padding": 4, "cutout": 0,
+    "label_smoothing": 0.1, "bn_momentum": 0.9,
+}
+
+#: Parameters that say how to run, not what the run is: left out of ``params.json``.
+NOT_RECORDED = ("overwrite", "speedups")
+
+
+class ParameterError(ValueError):
+    """A parameter with a value it may not have; the message names both."""
+
+
+# --- the checks, one per kind of value -------------------------------------------------
+
+def _is_whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _whole(name, value, low, high=None):
+    if not _is_whole(value) or value < low or (high is not None and value > high):
+        allowed = f"in {low}..{high}" if high is not None else f">= {low}"
+        raise ParameterError(f"{name} must be a whole number {allowed}, got {value!r}")
+    return int(value)
+
+
+def _number(name, value, low, high, positive=False):
+    if not _is_number(value) or not low <= value < high or (positive and value == 0):
+        raise ParameterError(f"{name} must be a number in [{low}, {high})"
+                             f"{' and > 0' if positive else ''}, got {value!r}")
+    return float(value)
+
+
+def _one_of(name, value, allowed):
+    for choice in allowed:  # True is not 1 here, and "auto" is not True
+        if isinstance(value, type(choice)) and value == choice:
+            return choice
+    raise ParameterError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_subset(subset):
+    """``None`` (all pictures) or a whole number >= 1 of pictures per class."""
+    if subset is None:
+        return None
+    if not _is_whole(subset) or subset < 1:
+        raise ParameterError(f"subset must be None (all pictures) or a whole number >= 1 of "
+                             f"pictures per class; got {subset!r}")
+    return int(subset)
+
+
+def data_source_kind(data):
+    """``"cifar10"``, ``"synthetic"`` or ``"folder"``; a clear error for anything else."""
+    if isinstance(data, Path):
+        data = str(data)
+    if not isinstance(data, str) or not data:
+        raise ParameterError(f"data must be {ALLOWED_SOURCES}; got {data!r}")
+    if data in NAMED_SOURCES:
+        return data
+    path = Path(data).expanduser()
+    if path.is_dir() or (path.is_file() and is_tarball(path)):
+        return "folder"
+    if path.is_file():
+        raise ParameterError(f"data: {data!r} is a file but not a .tar.gz; allowed: {ALLOWED_SOURCES}")
+    if "/" in data or "\\" in data or is_tarball(path):
+        raise ParameterError(f"data: folder or archive not found: {data!r}. Allowed: {ALLOWED_SOURCES}")
+    raise ParameterError(f"data: unknown source {data!r}. Allowed: {ALLOWED_SOURCES}")
+
+
+def is_tarball(path):
+    return Path(path).name.lower().endswith((".tar.gz", ".tgz"))
+
+
+def _run_dir(value):
+    if not isinstance(value, (str, Path)) or not str(value):
+        raise ParameterError(f"run_dir must be a folder path, got {value!r}")
+    return str(value)
+
+
+_CHECKS = {
+    "data": lambda v: (data_source_kind(v), str(v))[1],
+    "subset": check_subset,
+    "seed": lambda v: _whole("seed", v, 0, MAX_SEED),
+    "epochs": lambda v: _whole("epochs", v, 1),
+    "batch_size": lambda v: _whole("batch_size", v, 1),
+    "run_dir": _run_dir,
+    "precision": lambda v: _one_of("precision", v, PRECISIONS),
+    "strategy": lambda v: _one_of("strategy", v, STRATEGIES),
+    "validation": lambda v: _one_of("validation", v, VALIDATIONS),
+    "deterministic": lambda v: _flag("deterministic", v),
+    "overwrite": lambda v: _flag("overwrite", v),
+    "speedups": lambda v: _one_of("speedups", v, SPEEDUPS),
+    # the recipe
+    "optimizer": lambda v: _one_of("optimizer", v, OPTIMIZERS),
+    "learning_rate": lambda v: _number("learning_rate", v, 0.0, 10.0, positive=True),
+    "schedule": lambda v: _one_of("schedule", v, SCHEDULES),
+    "warmup": lambda v: _number("warmup", v, 0.0, 1.0),
+    "dropout": lambda v: _number("dropout", v, 0.0, 1.0),
+    "weight_decay": lambda v: _number("weight_decay", v, 0.0, 1.0),
+    "flip": lambda v: _flag("flip", v),
+    "crop_padding": lambda v: _whole("crop_padding", v, 0, 15),
+    "cutout": lambda v: _whole("cutout", v, 0, 32),
+    "label_smoothing": lambda v: _number("label_smoothing", v, 0.0, 1.0),
+    "bn_momentum": lambda v: _number("bn_momentum", v, 0.0, 1.0),
+}
+
+
+def check_params(**params):
+    """Check every given parameter; return them as plain Python values (ints, floats, text).
+
+    Raises :class:`ParameterError` naming the first bad parameter and what it may
+    be, or naming an unknown parameter and the known ones.
+    """
+    unknown = sorted(set(params) - set(_CHECKS))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown}; known: {sorted(_CHECKS)}")
+    return {name: _CHECKS[name](value) for name, value in params.items()}
+
+
+def check_recipe(recipe):
+    """The full recipe, checked: settings that ``recipe`` leaves out take the article's values."""
+    unknown = sorted(set(recipe) - set(ARTICLE_RECIPE))
+    if unknown:
+        raise ParameterError(f"unknown recipe setting(s) {unknown}; allowed: {list(ARTICLE_RECIPE)}")
+    return check_params(**{**ARTICLE_RECIPE, **recipe})
+
+
+def run_params(**params):
+    """All parameters of a training run, checked, as its ``params.json`` records them.
+
+    Those not given take the article's values (:data:`ARTICLE`, :data:`TRAINING`,
+    :data:`ARTICLE_RECIPE`), so every run folder records every setting; the
+    parameters in :data:`NOT_RECORDED` (how to run, not what) are left out.
+    """
+    full = check_params(**{**ARTICLE, **TRAINING, **ARTICLE_RECIPE, **params})
+    return {name: value for name, value in full.items() if name not in NOT_RECORDED}
+
+
+def recipe_of(params):
+    """The recipe settings among ``params``."""
+    return {name: params[name] for name in ARTICLE_RECIPE}
+
+
+def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_momentum):
+    """Check :func:`vggcifar.model.build_vgg16`'s options; raise naming the bad one."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(_is_whole(d) and d >= 1 for d in shape):
+        raise ParameterError(f"input_shape must be (height, width, channels) with positive "
+                             f"whole numbers, got {input_shape!r}")
+    if shape[0] < 32 or shape[1] < 32:
+        raise ParameterError(f"input_shape must be at least 32x32 (five 2x2 poolings halve the "
+                             f"picture five times), got {shape[0]}x{shape[1]}")
+    if not _is_whole(num_classes) or num_classes < 2:
+        raise ParameterError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
+    _number("dropout", dropout, 0.0, 1.0)
+    if not _is_number(l2) or l2 < 0:
+        raise ParameterError(f"l2 must be a number >= 0, got {l2!r}")
+    _whole("fc_units", fc_units, 1)
+    _number("bn_momentum", bn_momentum, 0.0, 1.0)
