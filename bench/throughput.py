@@ -1,27 +1,26 @@
 #!/usr/bin/env python3
-"""Training and inference speed: the article's plain code against vggcifar's pipeline.
+"""Training and inference speed: the article's plain code against the notebooks' path, with and without the speed-ups.
 
     python bench/throughput.py                  # CPU: 1,020 pictures per timed epoch,
                                                 # 4,090 per timed prediction, 8 rounds
     python bench/throughput.py --rounds 16      # more rounds, steadier figures
 
-Both sides train the article's model (33.6M parameters) at the same batch size on the
-same pictures (generated, CIFAR-10's shapes: speed does not depend on what they show):
+All sides train the article's model (33.6M parameters) at the same batch size on the
+same pictures (generated, CIFAR-10's shapes: speed does not depend on what they show),
+with ``model.fit`` on float32 arrays divided by 255, as the article and notebook 03 do:
 
-* article: ``model.fit`` on float32 arrays already divided by 255, float32 weights and
-  maths, ``model.predict`` on float32 arrays — what the 2020 code does;
-* vggcifar: ``choose_precision("auto")`` (mixed precision where the hardware gains),
-  BatchNormalization by TensorFlow's fused kernel, Adam's update by TensorFlow's fused
-  kernel (``vggcifar.optimizers.FusedAdam``), the convolutions of blocks 4 and 5 as
-  matrix products (``vggcifar.model.SmallPictureConv2D``), the uint8 ``tf.data`` pipeline of
-  ``vggcifar.training``, Keras' automatic XLA choice (on for GPUs, off for CPUs, where
-  it was slower); predictions from the copy with BatchNormalization folded into the
-  convolutions (``vggcifar.model.fold_batchnorm``).
+* ``article``: float32 weights and maths, Keras' Adam, ``model.predict`` — the 2020 code;
+* ``plain``: notebook 03 with ``speedups=False``: ``choose_precision("auto")`` (mixed
+  precision where the hardware gains from it) and Keras' own code otherwise;
+* ``speedups``: notebook 03 as it runs on a CPU (``speedups="auto"``): the same, with
+  the :class:`vggcifar.speed.SpeedUps` callback (fused BatchNormalization, fused Adam,
+  the small-picture convolutions as matrix products); predictions from the copy with
+  BatchNormalization folded into the convolutions (``vggcifar.speed.fold_batchnorm``).
 
 Each side runs one untimed epoch first (tracing and warm-up); then the sides take
 turns for ``--rounds`` timed epochs each, so that a slow spell of the machine hits
-both. Three clocks, each giving a ratio per round (article time / vggcifar time, the
-two measured back to back) and the median of those ratios:
+all of them. Three clocks, each giving a ratio per round (article time / side's time,
+measured back to back) and the median of those ratios:
 
 * wall clock of the whole epoch (or prediction);
 * CPU time of the whole epoch (seconds of work on all cores), which a pause of the
@@ -32,9 +31,10 @@ two measured back to back) and the median of those ratios:
   10.24 s, which can add 70% to a 6-second measurement; this clock ignores that.
   (On a GPU the host may queue steps ahead of the device: there trust the first clock.)
 
-Prints pictures per second (whole epochs: median and best; median step), the ratios,
-and the seconds a 50,000-picture CIFAR-10 epoch would take. A script that prints
-figures, not a test.
+Prints pictures per second (whole epochs: median and best; median step), the ratios
+with every round's value, the seconds a 50,000-picture CIFAR-10 epoch would take, and
+with ``--json`` every round's raw seconds. A script that prints figures, not a test;
+the figures it printed, with machine and date, are in ``bench/README.md``.
 """
 
 import argparse
@@ -47,49 +47,48 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+import vggcifar  # noqa: E402,F401  (first: quiets TensorFlow's start-up messages)
 from vggcifar.data import make_synthetic  # noqa: E402
-from vggcifar.environment import choose_precision, describe_device  # noqa: E402
-from vggcifar.model import build_vgg16, fold_batchnorm  # noqa: E402
-from vggcifar.training import compile_like_article, make_pipeline, pixels_to_float  # noqa: E402
+from vggcifar.environment import choose_precision, describe_device, precision_policy  # noqa: E402
+from vggcifar.model import build_vgg16  # noqa: E402
+from vggcifar.speed import SpeedUps, fold_batchnorm  # noqa: E402
+from vggcifar.training import compile_like_article, pixels_to_float  # noqa: E402
 
 CIFAR10_TRAIN = 50_000
 #: What is timed, and how the figures name it.
 KINDS = (("fit", "train"), ("predict", "infer"))
 
 
-def article_side(dataset, batch_size):
-    """The 2020 code: float32 arrays / 255, float32 model, Keras' Adam, fit and predict on arrays."""
+def make_side(dataset, batch_size, policy, speedups):
+    """``(fit, predict, policy)``: one epoch of ``model.fit`` and one ``model.predict`` on arrays."""
     keras.utils.set_random_seed(0)
-    model = build_vgg16(dtype="float32")
-    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    with precision_policy(policy):
+        model = build_vgg16()
+        model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
     x, x_test = pixels_to_float(dataset.x_train), pixels_to_float(dataset.x_test)
     y = keras.utils.to_categorical(dataset.y_train, 10)
+    extra = [SpeedUps(True)] if speedups else []
     fit = lambda clock: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0,  # noqa: E731
-                                  callbacks=[clock])
-    predict = lambda clock: model.predict(x_test, batch_size=batch_size, verbose=0,  # noqa: E731
-                                          callbacks=[clock])
-    return fit, predict, "float32"
-
-
-def vggcifar_side(dataset, batch_size):
-    """vggcifar: automatic precision, fused BatchNormalization, uint8 tf.data pipeline;
-    predictions from the BatchNormalization-folded copy of the trained model."""
-    keras.utils.set_random_seed(0)
-    policy = choose_precision("auto")
-    model = compile_like_article(build_vgg16(dtype=policy, fused_batchnorm=True,
-                                             small_picture_conv=True))
-    train = make_pipeline(dataset.x_train, dataset.y_train, 10, batch_size, shuffle=True)
-    test = make_pipeline(dataset.x_test, dataset.y_test, 10, batch_size).map(lambda x, y: x)
-    fit = lambda clock: model.fit(train, epochs=1, verbose=0, callbacks=[clock])  # noqa: E731
+                                  callbacks=[clock, *extra])
     folded = {}
 
     def predict(clock):
-        if "model" not in folded:  # fold once the model is trained, as a user would
-            folded["model"] = fold_batchnorm(model)
-        return folded["model"].predict(test, verbose=0, callbacks=[clock])
+        predictor = model
+        if speedups:
+            if "model" not in folded:  # fold once, after the first epoch, as a user would
+                folded["model"] = fold_batchnorm(model)
+            predictor = folded["model"]
+        return predictor.predict(x_test, batch_size=batch_size, verbose=0, callbacks=[clock])
 
     return fit, predict, policy
+
+
+def sides_for(dataset, batch_size):
+    auto = choose_precision("auto")
+    return {"article": make_side(dataset, batch_size, "float32", speedups=False),
+            "plain": make_side(dataset, batch_size, auto, speedups=False),
+            "speedups": make_side(dataset, batch_size, auto, speedups=True)}
 
 
 class StepClock(keras.callbacks.Callback):
@@ -135,10 +134,10 @@ def measure(sides, rounds):
     return times
 
 
-def paired_ratio(times, kind):
-    """Median over the rounds of article time / vggcifar time, each round's pair measured
+def paired_ratio(times, kind, side):
+    """Median over the rounds of article time / ``side``'s time, each round's pair measured
     back to back: the machine's slow and fast spells cancel within a pair."""
-    pairs = [a / v for a, v in zip(times["article"][kind], times["vggcifar"][kind])]
+    pairs = [a / v for a, v in zip(times["article"][kind], times[side][kind])]
     return float(np.median(pairs)), pairs
 
 
@@ -159,8 +158,7 @@ def main(argv=None):
     print(f"device: {describe_device()};  keras {keras.__version__};  {n} pictures per epoch, "
           f"{len(dataset.x_test)} per prediction, batch_size {args.batch_size}, "
           f"{args.rounds} rounds", flush=True)
-    sides = {"article": article_side(dataset, args.batch_size),
-             "vggcifar": vggcifar_side(dataset, args.batch_size)}
+    sides = sides_for(dataset, args.batch_size)
     times = measure(sides, args.rounds)
     figures = {}
     pictures = {"fit": n, "predict": len(dataset.x_test)}
@@ -175,13 +173,14 @@ def main(argv=None):
               f" median step {f['train_img_s_step']:6.1f})   inference {f['infer_img_s']:6.1f} img/s"
               f" (best {f['infer_img_s_best']:6.1f}, median step {f['infer_img_s_step']:6.1f})"
               f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s", flush=True)
-    for kind, label in KINDS:
-        for clock, name in (("", "wall clock"), ("_cpu", "CPU time"), ("_step", "median step")):
-            key = f"{label}_ratio{clock}"
-            figures[key], pairs = paired_ratio(times, kind + clock)
-            figures[key + "_rounds"] = pairs
-            print(f"ratio vggcifar / article, {label:5s} {name:11s}: {figures[key]:.2f}x"
-                  f"  (rounds: {', '.join(f'{r:.2f}' for r in pairs)})")
+    for side in ("plain", "speedups"):
+        for kind, label in KINDS:
+            for clock, name in (("", "wall clock"), ("_cpu", "CPU time"), ("_step", "median step")):
+                key = f"{side}_{label}_ratio{clock}"
+                figures[key], pairs = paired_ratio(times, kind + clock, side)
+                figures[key + "_rounds"] = pairs
+                print(f"speed-up of {side:8s} over article, {label:5s} {name:11s}: {figures[key]:.2f}x"
+                      f"  (rounds: {', '.join(f'{r:.2f}' for r in pairs)})")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=1)

@@ -73,7 +73,7 @@ def test_saved_files_load_with_keras_alone_and_predict_the_same(tmp_path, speedu
         model = compile_recipe(build_vgg16(fc_units=16, **model_options(IMPROVED_RECIPE)),
                                IMPROVED_RECIPE, epochs=2, steps_per_epoch=3)
         data = {"x": make_pipeline(dataset.x_train, dataset.y_train, 10, 10, shuffle=True,
-                                   augment=make_augmenter(IMPROVED_RECIPE))}
+                                   augment=make_augmenter(IMPROVED_RECIPE)), "shuffle": False}
     run = RunFolder(tmp_path / "run", {"epochs": 2})
     model.fit(**data, epochs=2, initial_epoch=run.resume(model),
               callbacks=[run, SpeedUps(speedups)], verbose=0)

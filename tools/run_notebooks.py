@@ -16,14 +16,17 @@ from pathlib import Path
 
 import papermill
 
+from vggcifar.settings import ParameterError, check_params
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-5]_*.ipynb"))
 
 
 def parse_value(text):
-    """'20' → 20, 'None' → None, anything else stays text (as papermill's -p does)."""
-    if text == "None":
-        return None
+    """'20' → 20, '0.5' → 0.5, 'None' → None, 'True'/'False' → True/False, anything else text."""
+    literals = {"None": None, "True": True, "False": False}
+    if text in literals:
+        return literals[text]
     for kind in (int, float):
         try:
             return kind(text)
@@ -43,6 +46,10 @@ def main(argv=None):
     run_dir = Path(args.run_dir).resolve()
     parameters = {name: parse_value(value) for name, value in args.parameter}
     parameters["run_dir"] = str(run_dir)
+    try:  # a misspelled name or a bad value stops here, before anything runs
+        check_params(**parameters)
+    except ParameterError as error:
+        parser.error(str(error))
     executed = run_dir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
     for notebook in NOTEBOOKS:

@@ -27,7 +27,7 @@ from pathlib import Path
 from .settings import check_params
 
 GPU_HINT = ("No GPU found: training will be slow (on a 2-core CPU an epoch of all 50,000 "
-            "pictures takes about 8 to 17 minutes; see bench/README.md). On Colab: Runtime → "
+            "pictures takes 5 to 17 minutes; see bench/README.md). On Colab: Runtime → "
             "Change runtime type → Hardware accelerator: GPU, then run the notebook again. "
             "Without a GPU, use small settings such as subset=500, epochs=2.")
 DRIVE_ROOT = "/content/drive"

@@ -134,7 +134,8 @@ def run_training(*, overwrite=False, **params):
                          "batch_size": batch_size}
     else:
         training_data = {"x": make_pipeline(x_train, y_train, classes, batch_size, shuffle=True,
-                                            seed=record["seed"], augment=augment)}
+                                            seed=record["seed"], augment=augment),
+                         "shuffle": False}  # the pipeline shuffles, every epoch anew
     model.fit(**training_data, epochs=record["epochs"], initial_epoch=initial_epoch,
               validation_data=(pixels_to_float(x_val), one_hot(y_val, classes)),
               validation_batch_size=batch_size, callbacks=[run, SpeedUps(speedups)],
