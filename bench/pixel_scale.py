@@ -23,7 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import vggcifar  # noqa: E402,F401  (first: quiets TensorFlow's start-up messages)
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from vggcifar.data import load_data  # noqa: E402
 from vggcifar.environment import choose_precision, precision_policy  # noqa: E402

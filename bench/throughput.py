@@ -52,7 +52,7 @@ from vggcifar.data import make_synthetic  # noqa: E402
 from vggcifar.environment import choose_precision, describe_device, precision_policy  # noqa: E402
 from vggcifar.model import build_vgg16  # noqa: E402
 from vggcifar.speed import SpeedUps, fold_batchnorm  # noqa: E402
-from vggcifar.training import compile_like_article, pixels_to_float  # noqa: E402
+from vggcifar.training import pixels_to_float  # noqa: E402
 
 CIFAR10_TRAIN = 50_000
 #: What is timed, and how the figures name it.

@@ -10,13 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from vggcifar import environment
 from vggcifar.environment import (choose_precision, choose_strategy, cpu_has_bfloat16,
                                   mount_drive_if_needed, pick_precision, pick_strategy_kind,
                                   precision_policy)
 from vggcifar.model import build_vgg16
 from vggcifar.settings import check_params
-from vggcifar.training import compile_like_article, make_pipeline, pixels_to_float
+from vggcifar.training import compile_like_article, make_pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
