@@ -1,8 +1,13 @@
 """vggcifar — VGG16 with BatchNormalization on CIFAR-10, step by step, in Keras 3.
 
-One module per step of the article: :mod:`~vggcifar.data`, :mod:`~vggcifar.model`,
-:mod:`~vggcifar.training`, :mod:`~vggcifar.plots`, :mod:`~vggcifar.saving`; plus
-:mod:`~vggcifar.runs` (the run folder) and :mod:`~vggcifar.environment` (setup check).
+One module per step of the article — :mod:`~vggcifar.data`, :mod:`~vggcifar.model`,
+:mod:`~vggcifar.training`, :mod:`~vggcifar.plots`, :mod:`~vggcifar.saving` — keeping the
+code the notebooks show; around them what is not the lesson: :mod:`~vggcifar.settings`
+(every default and the parameter check), :mod:`~vggcifar.runs` (the run folder, a Keras
+callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strategy),
+:mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
+safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
+and the opt-in CPU speed-ups, :mod:`~vggcifar.speed`.
 """
 
 import os
