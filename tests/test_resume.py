@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -11,7 +14,6 @@ import pytest
 
 from vggcifar import runs
 from vggcifar.data import make_synthetic
-from vggcifar.model import build_vgg16
 from vggcifar.runs import RunFolder
 from vggcifar.training import compile_like_article, pixels_to_float
 
@@ -53,6 +55,13 @@ def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_af
     assert not list(run_dir.rglob("tmp-*")) or not (run_dir / runs.BACKUP).exists()
 
 
+def tiny_model(units=8):
+    """A small Keras model: the run folder's mechanics do not depend on the architecture."""
+    return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                             keras.layers.Dense(units, activation="relu"),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
 def train(model, dataset, run_dir, overwrite=False, epochs=2):
     """Notebook 03's run folder and fit, on a small model."""
     if not model.compiled:
@@ -75,25 +84,27 @@ def interrupted_run(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(runs, "finish_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
         with pytest.raises(KeyboardInterrupt):
-            train(build_vgg16(fc_units=16), dataset, run_dir)
-    assert runs.read_backup(run_dir)["epoch"] == 2
+            train(tiny_model(), dataset, run_dir)
+    assert [state["epoch"] for state in runs.read_backup(run_dir)] == [2, 1]
     return run_dir, dataset
 
 
 def snapshot(folder):
-    return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    """Every file's bytes, but for the lock (who is writing, not what was written)."""
+    return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and p.name != runs.LOCK}
 
 
 def test_damaged_backup_gets_a_clear_message_and_nothing_changes(interrupted_run):
     run_dir, dataset = interrupted_run
-    weights = next((run_dir / runs.BACKUP).glob("epoch-*.weights.h5"))
-    weights.write_bytes(b"this is not an HDF5 file")
+    for weights in (run_dir / runs.BACKUP).glob("epoch-*.weights.h5"):  # both epochs' backups
+        weights.write_bytes(b"this is not an HDF5 file")
     before = snapshot(run_dir)
     with pytest.raises(runs.RunFolderError, match=r"backup in .* is damaged.*overwrite=True"):
-        train(build_vgg16(fc_units=16), dataset, run_dir)
+        train(tiny_model(), dataset, run_dir)
     assert snapshot(run_dir) == before
     # a fresh start, because it was asked for
-    history = train(build_vgg16(fc_units=16), dataset, run_dir, overwrite=True)
+    history = train(tiny_model(), dataset, run_dir, overwrite=True)
     assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
 
 
@@ -101,12 +112,12 @@ def test_damaged_state_file(interrupted_run):
     run_dir, dataset = interrupted_run
     (run_dir / runs.BACKUP / runs.STATE).write_text('{"epoch": 2, "weig')
     with pytest.raises(runs.RunFolderError, match="is damaged"):
-        train(build_vgg16(fc_units=16), dataset, run_dir)
+        train(tiny_model(), dataset, run_dir)
 
 
 def test_interrupted_run_finishes_without_training_again(interrupted_run, capsys):
     run_dir, dataset = interrupted_run
-    history = train(build_vgg16(fc_units=16), dataset, run_dir)
+    history = train(tiny_model(), dataset, run_dir)
     assert "resuming after epoch 2" in capsys.readouterr().out
     assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
 
@@ -115,7 +126,97 @@ def test_overwrite_removes_the_runs_files_and_nothing_else(interrupted_run):
     run_dir, dataset = interrupted_run
     (run_dir / "notes.txt").write_text("mine")
     (run_dir / runs.BACKUP / "thesis-draft.docx").write_text("mine too")
-    history = train(build_vgg16(fc_units=16), dataset, run_dir, overwrite=True)
+    history = train(tiny_model(), dataset, run_dir, overwrite=True)
     assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
     assert (run_dir / "notes.txt").read_text() == "mine"
     assert (run_dir / runs.BACKUP / "thesis-draft.docx").read_text() == "mine too"
+
+
+# --- nothing of the user's is lost ----------------------------------------------------
+
+def test_a_folder_of_someone_elses_files_is_never_used(tmp_path):
+    """Not for a new run, and not with overwrite=True: no mark, no run folder."""
+    mine = tmp_path / "thesis"
+    (mine / "backup").mkdir(parents=True)
+    (mine / "backup" / "thesis-draft.docx").write_text("years of work")
+    (mine / "notes.txt").write_text("mine")
+    before = snapshot(mine)
+    for overwrite in (False, True):
+        with pytest.raises(runs.RunFolderError, match=r"holds files that are not a run of this project "
+                                                      r"\(notes.txt\).*overwrite=True does not change"):
+            RunFolder(mine, {"epochs": 2}, overwrite=overwrite)
+    assert snapshot(mine) == before
+
+
+def write_lock(run_dir, **holder):
+    (run_dir / runs.LOCK).write_text(json.dumps({"started": time.time(), "heartbeat": time.time(), **holder}))
+
+
+def test_a_second_writer_is_refused_with_the_holders_name(interrupted_run):
+    run_dir, dataset = interrupted_run
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        write_lock(run_dir, host=socket.gethostname(), pid=other.pid)
+        with pytest.raises(runs.RunFolderError, match=rf"being written by process {other.pid} on "
+                                                      rf"{socket.gethostname()}.*wait until"):
+            train(tiny_model(), dataset, run_dir)
+        write_lock(run_dir, host="colab-machine-2", pid=1234)  # alive a moment ago, elsewhere
+        with pytest.raises(runs.RunFolderError, match="process 1234 on colab-machine-2"):
+            train(tiny_model(), dataset, run_dir)
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize("holder, reason", [
+    ("ended", r"process \d+ has ended"),
+    ("silent", "has shown no sign of life for 20 minutes"),
+])
+def test_a_stale_lock_is_taken_over_and_said_so(interrupted_run, capsys, holder, reason):
+    run_dir, dataset = interrupted_run
+    if holder == "ended":
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        write_lock(run_dir, host=socket.gethostname(), pid=gone.pid)
+    else:
+        write_lock(run_dir, host="colab-machine-2", pid=1234, heartbeat=time.time() - 1200)
+    history = train(tiny_model(), dataset, run_dir)
+    out = capsys.readouterr().out
+    assert "took over the lock" in out and re.search(reason, out), out
+    assert history["epoch"] == [1, 2] and not (run_dir / runs.LOCK).exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_an_incomplete_newest_backup_falls_back_to_the_one_before(interrupted_run, capsys, damage):
+    """As Google Drive can leave it: state.json arrived, its weights file not (or not whole)."""
+    run_dir, dataset = interrupted_run
+    state = json.loads((run_dir / runs.BACKUP / runs.STATE).read_text())
+    assert state["epoch"] == 2 and state["previous"]["epoch"] == 1
+    newest = run_dir / runs.BACKUP / state["weights"]
+    if damage == "missing":
+        newest.unlink()
+    else:
+        newest.write_bytes(newest.read_bytes()[:1000])
+    history = train(tiny_model(), dataset, run_dir)
+    out = capsys.readouterr().out
+    assert "the backup of epoch 2 could not be read" in out and "resuming after epoch 1." in out
+    assert history["epoch"] == [1, 2] and runs.is_finished(run_dir)
+
+
+def test_a_backup_of_another_model_says_it_does_not_fit(interrupted_run):
+    run_dir, dataset = interrupted_run
+    params = json.loads((run_dir / runs.PARAMS).read_text())
+    del params["setup"]  # as a run folder of an older version has it
+    (run_dir / runs.PARAMS).write_text(json.dumps(params))
+    with pytest.raises(runs.RunFolderError, match="made by a model of other shapes than this one.*"
+                                                  "does not fit"):
+        train(tiny_model(units=16), dataset, run_dir)
+
+
+def test_damaged_params_are_named_and_nothing_changes(interrupted_run):
+    run_dir, dataset = interrupted_run
+    (run_dir / runs.PARAMS).write_text('{"epochs": 2, "bat')
+    before = snapshot(run_dir)
+    with pytest.raises(runs.RunFolderError, match="params.json in run_dir .* is damaged"):
+        train(tiny_model(), dataset, run_dir)
+    assert snapshot(run_dir) == before

@@ -2,13 +2,14 @@
 
 import csv
 import json
+import os
 
 import keras
 import numpy as np
 import pytest
 
 from vggcifar import runs
-from vggcifar.data import make_synthetic
+from vggcifar.data import DataError, make_synthetic
 from vggcifar.model import build_vgg16
 from vggcifar.runs import RunFolder
 from vggcifar.settings import ParameterError, check_params, run_params
@@ -189,7 +190,6 @@ def test_numpy_numbers_are_accepted_and_recorded_as_plain_numbers():
 
 def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch):
     from conftest import write_image_folder
-    from vggcifar.data import DataError
     root = write_image_folder(tmp_path / "pics", {"train": {"a": 3, "b": 3}})
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(DataError, match="subset=9 is larger than the data"):
@@ -218,3 +218,33 @@ def test_run_dir_that_is_a_file_is_refused_at_once(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(runs.RunFolderError, match="is a file, not a folder"):
         RunFolder(tmp_path / "file", PARAMS)
+
+
+def test_run_dir_that_cannot_be_written_is_refused_in_the_parameter_check(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ParameterError, match=r"run_dir .*a-file/run' cannot be written: the folder "
+                                             r".*a-file' it would be made in"):
+        check_params(run_dir=str(tmp_path / "a-file" / "run"))
+    with pytest.raises(ParameterError, match="is a file, not a folder"):
+        check_params(run_dir=str(tmp_path / "a-file"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_read_only_run_dir_is_refused(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0o500)
+    with pytest.raises(ParameterError, match="cannot be written"):
+        check_params(run_dir=str(tmp_path / "locked" / "run"))
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"batch_size": 64, "subset": 2}, ParameterError,
+     "batch_size 64 is larger than the 20 training pictures; use a batch_size of at most 20"),
+    ({"batch_size": 4, "subset": 1, "validation": "holdout"}, DataError,
+     r"class 'synthetic0' has only 1 picture\(s\).*validation='holdout'"),
+])
+def test_settings_that_do_not_fit_the_data_stop_before_training(tmp_path, monkeypatch, params, error,
+                                                                 message):
+    monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(error, match=message):
+        run_training(epochs=1, data="synthetic", run_dir=str(tmp_path / "r"), **params)
+    assert not (tmp_path / "r" / runs.HISTORY).exists()

@@ -2,8 +2,10 @@
 
 ``load_data(data)`` is the one entry point. ``data`` names the source:
 
-* ``"cifar10"`` (the default, as in the article): the real CIFAR-10 through
-  ``keras.datasets.cifar10`` — downloaded once (about 170 MB) and cached.
+* ``"cifar10"`` (the default, as in the article): the real CIFAR-10, downloaded once
+  (about 170 MB, checked against its published SHA-256) and cached by Keras, read by
+  :mod:`vggcifar.cifar` without running pickle code; a path to
+  ``cifar-10-python.tar.gz`` or to the ``cifar-10-batches-py/`` folder reads a copy.
 * a path to a folder, or a ``.tar.gz`` of one, laid out as
   ``<split>/<class>/<image>`` (PNG or JPEG), read by :mod:`vggcifar.folders`.
   The class names are the folder names in sorted order. When there is only a
@@ -19,9 +21,11 @@ into float32 pixels and one-hot vectors is part of the lesson in the notebooks.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
+from . import cifar
 from .folders import DataError, read_picture_folder
 from .settings import check_subset, data_source_kind
 
@@ -80,6 +84,8 @@ def load_data(data="cifar10", subset=None, seed=0):
     elif kind == "synthetic":
         dataset = make_synthetic(per_class=subset or 5000, seed=seed)
         return dataset  # generated at the requested size already
+    elif cifar.is_official_source(data):
+        dataset = load_cifar10(data)
     else:
         dataset = load_image_folder(data, seed=seed)
     if subset is not None:
@@ -98,23 +104,28 @@ def one_hot(labels, num_classes):
 
 # --- the real CIFAR-10 -------------------------------------------------------------
 
-def load_cifar10():
-    """The official CIFAR-10 through Keras, with a helpful message when the download fails."""
-    import keras
+def load_cifar10(path=None):
+    """The official CIFAR-10: downloaded (checked against its SHA-256), or from ``path``.
 
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
-    except Exception as error:  # urllib, SSL, socket and partial-download errors alike
-        raise DataError(
-            "data='cifar10': could not download CIFAR-10 "
-            f"({type(error).__name__}: {error}). This needs internet access to "
-            "www.cs.toronto.edu. Without it, use one of the offline sources: "
-            "data='synthetic' (generated pictures, for trying the code) or "
-            "data='path/to/folder-or-archive.tar.gz' (your own copy of the pictures, "
-            "laid out as <split>/<class>/<image>).") from error
-    return Dataset(x_train, y_train.reshape(-1).astype("int64"),
-                   x_test, y_test.reshape(-1).astype("int64"),
-                   CIFAR10_CLASSES, "CIFAR-10 (official, via keras.datasets.cifar10)")
+    ``path`` names ``cifar-10-python.tar.gz`` or the ``cifar-10-batches-py/`` folder it
+    unpacks to. Either way the batches are read by :mod:`vggcifar.cifar`, which runs no
+    pickle code. A failed download gets a message that names the offline sources.
+    """
+    if path is None:
+        try:
+            path = cifar.download()
+        except Exception as error:  # urllib, SSL, socket, checksum and partial-download errors alike
+            raise DataError(
+                "data='cifar10': could not download CIFAR-10 "
+                f"({type(error).__name__}: {error}). This needs internet access to "
+                "www.cs.toronto.edu. Without it, use one of the offline sources: "
+                "data='synthetic' (generated pictures, for trying the code), "
+                f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
+                "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
+                "<split>/<class>/<image>).") from error
+    x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
+    return Dataset(x_train, y_train, x_test, y_test, CIFAR10_CLASSES,
+                   f"CIFAR-10 (official, from {Path(path).name})")
 
 
 # --- a folder (or .tar.gz) of pictures ----------------------------------------------
@@ -125,29 +136,43 @@ def load_image_folder(path, seed=0, holdout_fraction=HOLDOUT_FRACTION):
     Without a ``test`` split, a seeded, stratified ``holdout_fraction`` of ``train``
     is held out as the test split, and the dataset's notes say so.
     """
-    arrays, class_names = read_picture_folder(path)
+    arrays, class_names, skipped = read_picture_folder(path)
     source = f"picture folder {str(path)!r}"
+    notes = []
+    if skipped:
+        shown = ", ".join(f"{where} ({why})" for where, why in skipped[:5])
+        notes.append(f"{len(skipped)} entr{'y was' if len(skipped) == 1 else 'ies were'} skipped: "
+                     f"{shown}{' ...' if len(skipped) > 5 else ''}")
     if "test" in arrays:
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
-        return Dataset(x_train, y_train, x_test, y_test, class_names, source)
+        return Dataset(x_train, y_train, x_test, y_test, class_names, source, notes)
     x, y = arrays["train"]
-    train_idx, test_idx = stratified_split(y, holdout_fraction, seed)
+    train_idx, test_idx = stratified_split(y, holdout_fraction, seed, class_names,
+                                           "as the test split (the folder has none)")
     note = (f"this folder has no test split, so {len(test_idx):,} of its {len(y):,} training "
             f"pictures ({holdout_fraction:.0%}, stratified, seed={seed}) are held out and "
             "used as the test split; they are never trained on")
     return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx],
-                   class_names, source, [note])
+                   class_names, source, notes + [note])
 
 
 # --- subsets and held-out splits --------------------------------------------------
 
-def stratified_split(labels, fraction, seed=0):
-    """Indices (kept, held_out): ``fraction`` of every class held out, chosen with ``seed``."""
+def stratified_split(labels, fraction, seed=0, class_names=None, purpose="held out"):
+    """Indices (kept, held_out): ``fraction`` of every class (at least one) held out, chosen with ``seed``.
+
+    A class too small to keep a picture after that raises :class:`DataError`, naming it.
+    """
     rng = np.random.default_rng(seed)
     kept, held_out = [], []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
         n_out = max(1, round(len(members) * fraction))
+        if n_out >= len(members):
+            name = class_names[label] if class_names is not None else label
+            raise DataError(f"class {name!r} has only {len(members)} picture(s): setting aside "
+                            f"{fraction:.0%} of every class (at least one) {purpose} leaves it "
+                            "none to train on; give every class at least 2 pictures")
         held_out.append(members[:n_out])
         kept.append(members[n_out:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
@@ -221,7 +246,7 @@ def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0,
 def source_shape(data, seed=0):
     """``(input_shape, class_names)`` of a source, without downloading CIFAR-10."""
     kind = data_source_kind(data)
-    if kind == "cifar10":
+    if kind == "cifar10" or cifar.is_official_source(data):
         return (32, 32, 3), CIFAR10_CLASSES
     if kind == "synthetic":
         sample = make_synthetic(per_class=1, test_per_class=1)

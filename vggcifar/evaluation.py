@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .folders import to_rgb
 from .saving import check_model_file
 from .training import pixels_to_float
 
-#: Picture formats that :func:`read_picture` accepts (what Pillow reads, commonly).
-PICTURE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WebP", "TIFF")
+#: Picture formats that :func:`read_picture` accepts: Pillow's decoders for common photos only.
+PICTURE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
+#: Largest photo decoded, in pixels (a 50-megapixel camera; about 150 MB as RGB).
+MAX_PHOTO_PIXELS = 50_000_000
 
 
 class PictureError(ValueError):
@@ -95,7 +98,9 @@ def read_picture(path, size=(32, 32)):
 
     The middle of the picture is cut to the square shape of CIFAR-10's pictures, then
     shrunk to 32x32 (a CIFAR-10 picture shows its object in the middle, filling it).
-    Raises :class:`PictureError` for a missing or unreadable file.
+    Only the decoders of :data:`PICTURE_FORMATS` are used, and a picture of more than
+    :data:`MAX_PHOTO_PIXELS` pixels is refused before it is decoded. Raises
+    :class:`PictureError` for a missing, unreadable or oversized file.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -104,10 +109,18 @@ def read_picture(path, size=(32, 32)):
         raise PictureError(f"picture {str(path)!r} not found (or it is a folder); "
                            f"give the path of a picture file ({', '.join(PICTURE_FORMATS)})")
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")
+        with Image.open(path, formats=list(PICTURE_FORMATS)) as image:
+            if image.width * image.height > MAX_PHOTO_PIXELS:
+                raise PictureError(f"picture {str(path)!r} is {image.width}x{image.height} "
+                                   f"pixels, more than the {MAX_PHOTO_PIXELS:,} allowed; "
+                                   "use a smaller copy")
+            image.draft("RGB", (8 * size[1], 8 * size[0]))  # JPEG: decode at a smaller scale
+            image = ImageOps.exif_transpose(image)
+            image = Image.fromarray(to_rgb(image))
             image = ImageOps.fit(image, (size[1], size[0]), method=Image.Resampling.BICUBIC)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        if isinstance(error, PictureError):
+            raise
         raise PictureError(f"picture {str(path)!r} could not be read as a picture "
                            f"({type(error).__name__}: {error}); use a "
                            f"{', '.join(PICTURE_FORMATS)} file") from error

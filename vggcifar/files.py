@@ -6,6 +6,9 @@ and only then renamed over the old file in one step, and the folder's entry is
 flushed too. A kernel killed at any moment leaves either the old file or the new
 one, never half of one. On Google Drive, which uploads in the background, the
 flush makes a file complete before anything that points to it is written.
+
+:func:`acquire_lock` keeps a second writer out of a folder that one process is
+writing to (two Colab machines sharing a run folder on Drive, say).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 TEMPORARY_PREFIX = "tmp-"
@@ -69,3 +74,98 @@ def _flush_folder(folder):
         pass
     finally:
         os.close(handle)
+
+
+# --- one writer at a time ------------------------------------------------------------
+
+#: A lock whose holder has shown no sign of life for this long is taken over.
+STALE_AFTER_SECONDS = 600
+
+
+class LockedError(RuntimeError):
+    """Another process is writing to the folder; the message names it."""
+
+
+def _me():
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _why_stale(holder, now):
+    """Why ``holder``'s lock may be taken over, or None while it is alive."""
+    me = _me()
+    if holder.get("host") == me["host"]:
+        if holder.get("pid") == me["pid"]:
+            return "it is this process's own, left by a run that was interrupted"
+        if not _alive(holder.get("pid", -1)):
+            return f"process {holder.get('pid')} has ended"
+        return None
+    silent = now - float(holder.get("heartbeat", 0))
+    if silent > STALE_AFTER_SECONDS:
+        return (f"its holder on {holder.get('host')} has shown no sign of life for "
+                f"{silent / 60:.0f} minutes (a disconnected Colab runtime leaves such a lock)")
+    return None
+
+
+def acquire_lock(path, what="this folder"):
+    """Take the lock file ``path`` for this process; returns a note when a stale lock was taken over.
+
+    The lock holds the host, the process and the time. A lock of a live process (on
+    this machine), or one refreshed in the last ``STALE_AFTER_SECONDS`` (on another
+    machine, e.g. sharing a folder on Google Drive), raises :class:`LockedError`.
+    """
+    path = Path(path)
+    now = time.time()
+    mine = {**_me(), "started": now, "heartbeat": now}
+    try:
+        with open(path, "x", encoding="utf-8") as handle:  # fails if the lock exists
+            json.dump(mine, handle)
+        return None
+    except FileExistsError:
+        pass
+    try:
+        holder = read_json(path)
+    except (OSError, ValueError):
+        holder = {}
+    reason = _why_stale(holder, now) if holder else "the lock file is unreadable"
+    if reason is None:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", now)))
+        raise LockedError(
+            f"{what} is being written by process {holder.get('pid')} on {holder.get('host')} "
+            f"(since {started}, last sign of life {now - float(holder.get('heartbeat', now)):.0f} s "
+            f"ago). Two writers would spoil it: wait until that one has finished, or stop it. "
+            f"A lock whose holder has ended, or has been silent for {STALE_AFTER_SECONDS // 60} "
+            f"minutes, is taken over by itself; the lock is {str(path)!r}")
+    write_json(path, mine)
+    return f"took over the lock of process {holder.get('pid')} on {holder.get('host')}: {reason}"
+
+
+def refresh_lock(path):
+    """Show that the holder (this process) is alive."""
+    path = Path(path)
+    try:
+        holder = read_json(path)
+    except (OSError, ValueError):
+        return
+    if {k: holder.get(k) for k in ("host", "pid")} == _me():
+        write_json(path, {**holder, "heartbeat": time.time()})
+
+
+def release_lock(path):
+    """Remove the lock file if this process holds it."""
+    path = Path(path)
+    try:
+        holder = read_json(path)
+    except (OSError, ValueError):
+        return
+    if {k: holder.get(k) for k in ("host", "pid")} == _me():
+        path.unlink(missing_ok=True)

@@ -5,8 +5,9 @@
 ``environment.json``   Python, TensorFlow, Keras, NumPy; device; precision; strategy
 ``history.json``       per-epoch loss, accuracy, val_loss, val_accuracy, seconds
 ``history.csv``        the same as a table (one row per epoch)
-``backup/``            the last completed epoch: weights with the optimizer's state,
-                       and ``state.json`` (epoch number and history)
+``backup/``            the last two completed epochs: weights with the optimizer's
+                       state, and ``state.json`` (epoch number and history)
+``run.lock``           while a process trains: which one (host, process, time)
 ``model.keras``        the trained model (written when training ends)
 ``metrics.json``       the final figures (with the test split's, scored once); its
                        presence means "finished"
@@ -22,7 +23,8 @@ In a notebook the folder is one object beside ``fit``::
 the optimizer's state, so a learning-rate schedule continues where it stopped) are
 written to ``backup/``, and then ``backup/state.json`` is replaced in one step. That
 file is the commit point: a kernel killed at any moment leaves either the old state
-or the new one, each pointing to a complete weights file. Running the same cells
+or the new one, each pointing to a complete weights file; the epoch before stays as
+well, in case the newest file is still uploading to Google Drive. Running the same cells
 again with the same ``run_dir`` continues after the last committed epoch; a finished
 run is loaded instead of trained again. On Colab that needs ``run_dir`` on Google
 Drive: a disconnect can take the machine's own disk with it.
@@ -39,22 +41,27 @@ import csv
 import hashlib
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
 import keras
 
 from .environment import environment_report
-from .files import read_json, replacing, write_json, write_text
+from .files import (TEMPORARY_PREFIX, LockedError, acquire_lock, read_json, refresh_lock,
+                    release_lock, replacing, write_json, write_text)
 from .speed import speedups_applied
 
 PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
     "params.json", "environment.json", "history.json", "history.csv", "model.keras",
     "metrics.json")
-BACKUP, STATE = "backup", "state.json"
+BACKUP, STATE, LOCK = "backup", "state.json", "run.lock"
 #: What a run writes; ``overwrite=True`` removes these (and the backup) and nothing else.
 RUN_FILES = (PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS)
+#: What notebooks 04 and 05 and ``tools/run_notebooks.py`` add to a run folder.
+NOTEBOOK_FILES = ("accuracy.png", "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5",
+                  "cifar10-CNN.h5", "notebooks")
+#: Seconds between two signs of life in the lock while training.
+HEARTBEAT_SECONDS = 60
 #: Keys of ``params.json`` that a run with other parameters may differ in.
 _NOT_COMPARED = ("run_dir", "setup")
 
@@ -86,23 +93,30 @@ class RunFolder(keras.callbacks.Callback):
         """Prepare the folder for ``model``; load what it holds; return the epochs already done.
 
         A new run returns 0. A cut-off run loads its last backup (weights and the
-        optimizer's state) into ``model`` and returns its epochs; a finished run loads
-        its trained model and returns them all, so ``fit`` has nothing left to do.
-        Pass the result to ``fit`` as ``initial_epoch``.
+        optimizer's state) into ``model`` and returns its epochs — or the backup before
+        it, when the last one is incomplete (as Google Drive can leave a file that is
+        still uploading); a finished run loads its trained model and returns all its
+        epochs, so ``fit`` has nothing left to do. Pass the result to ``fit`` as
+        ``initial_epoch``. While it trains, the folder is locked against a second writer.
         """
         if not model.compiled:
             raise RunFolderError("compile the model before run.resume(model): the backup holds "
                                  "the optimizer's state too")
-        setup = describe_setup(model)
-        state = start_run(self.run_dir, {**self.run_params, "setup": setup},
-                          {**environment_report(show=False), **_precision_and_strategy(model)},
-                          self.overwrite)
+        try:
+            candidates, note = start_run(self.run_dir, {**self.run_params, "setup": describe_setup(model)},
+                                         {**environment_report(show=False),
+                                          **_precision_and_strategy(model)}, self.overwrite)
+            if note:
+                print(f"Run folder {str(self.run_dir)!r}: {note}.")
+            state = _load_first(model, candidates, self.run_dir) if candidates else None
+        except RunFolderError:
+            release_lock(self.run_dir / LOCK)  # nothing will be written: let others in
+            raise
         self._resumed = True
         if state is None:
             self.history = {}
             print(f"Run folder {str(self.run_dir)!r}: a new run.")
             return 0
-        _load_into(model, state["weights"], self.run_dir)
         self.history, self.finished = state["history"], state["finished"]
         done = len(self.history["epoch"])
         if self.finished:
@@ -129,7 +143,12 @@ class RunFolder(keras.callbacks.Callback):
             raise RunFolderError(
                 f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} "
                 f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit")
-        self._started = time.perf_counter()
+        self._started = self._heartbeat = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._heartbeat > HEARTBEAT_SECONDS:
+            refresh_lock(self.run_dir / LOCK)
+            self._heartbeat = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
@@ -137,6 +156,7 @@ class RunFolder(keras.callbacks.Callback):
         for key, value in row.items():
             self.history.setdefault(key, []).append(value)
         commit_epoch(self.run_dir, self.model, self.history)
+        refresh_lock(self.run_dir / LOCK)
 
     def on_train_end(self, logs=None):
         done = len(self.history.get("epoch", []))
@@ -154,6 +174,7 @@ class RunFolder(keras.callbacks.Callback):
             history.history = {k: list(v) for k, v in self.history.items()
                                if k not in ("epoch", "seconds")}
             history.epoch = [e - 1 for e in self.history["epoch"]]
+        release_lock(self.run_dir / LOCK)
 
     def _score_test(self):
         """The test split's loss and accuracy: the last validation figures, or scored now, once."""
@@ -171,8 +192,8 @@ class RunFolder(keras.callbacks.Callback):
 
 def describe_setup(model):
     """What must not change when a run resumes: the architecture, the optimizer, the loss."""
-    shapes = [[layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]]
-              for layer in model.layers]
+    # classes and weight shapes, layer by layer; not names, which Keras numbers anew in a session
+    shapes = [[type(layer).__name__, [list(w.shape) for w in layer.weights]] for layer in model.layers]
     optimizer = model.optimizer
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     config = optimizer.get_config()
@@ -180,7 +201,7 @@ def describe_setup(model):
                                            "momentum", "nesterov") if key in config}
     loss = model.loss if isinstance(model.loss, str) else keras.losses.serialize(model.loss)
     return json.loads(json.dumps({
-        "model": {"name": model.name, "parameters": int(model.count_params()),
+        "model": {"parameters": int(model.count_params()),
                   "architecture": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]},
         "optimizer": {"class": type(optimizer).__name__, **chosen},
         "loss": loss}, default=float))
@@ -203,16 +224,35 @@ def _differences(old, new):
             if old.get(k) != new.get(k)}
 
 
+def foreign_entries(run_dir):
+    """The names in ``run_dir`` that this project did not write there."""
+    own = {*RUN_FILES, *NOTEBOOK_FILES, BACKUP, LOCK}
+    return sorted(p.name for p in Path(run_dir).iterdir()
+                  if p.name not in own and not p.name.startswith(TEMPORARY_PREFIX))
+
+
 def check_free(run_dir, params=None, overwrite=False):
-    """Raise unless ``run_dir`` is empty, or holds a run with these very ``params``.
+    """Raise unless ``run_dir`` is new or empty, or holds a run with these very ``params``.
 
     A run with the same parameters can be resumed (or is already finished); one with
-    other parameters is never mixed with this one.
+    other parameters is never mixed with this one, unless ``overwrite``. A folder with
+    files of someone else's and no run in it is never used, ``overwrite`` or not.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"run_dir {str(run_dir)!r} is a file, not a folder; choose another run_dir")
-    if overwrite or not (run_dir / PARAMS).exists() and not (run_dir / HISTORY).exists():
+    if not run_dir.exists():
+        return
+    if not (run_dir / PARAMS).exists() and not (run_dir / HISTORY).exists():
+        foreign = foreign_entries(run_dir)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise RunFolderError(
+                f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
+                f"({shown}); a run is never set up among other files, and overwrite=True does "
+                "not change that: choose a new or empty folder")
+        return
+    if overwrite:
         return
     old = _comparable(load_params(run_dir)) if (run_dir / PARAMS).exists() else {}
     new = _comparable(params or {})
@@ -220,62 +260,88 @@ def check_free(run_dir, params=None, overwrite=False):
         raise RunFolderError(
             f"run_dir {str(run_dir)!r} already holds a run with other parameters "
             f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
-            "overwrite=True to replace it")
+            "overwrite=True to replace that run's files")
 
 
 def start_run(run_dir, params, environment, overwrite=False):
-    """Prepare ``run_dir`` for training; returns the state to resume from, or None.
+    """Prepare ``run_dir`` for training; returns ``(states to resume from, a note or None)``.
 
-    The state is ``{"epoch": n, "weights": path, "history": {...}, "finished": bool}``.
-    ``params["setup"]`` (see :func:`describe_setup`) must match the saved run's.
+    Each state is ``{"epoch": n, "weights": path, "history": {...}, "finished": bool}``,
+    the newest first (a finished run's model, or the last backup and the one before it);
+    none for a new run. ``params["setup"]`` (see :func:`describe_setup`) must match the
+    saved run's. An unfinished run is locked for this process (see
+    :func:`vggcifar.files.acquire_lock`); the note says when a stale lock was taken over.
     """
     check_free(run_dir, params, overwrite)
     run_dir = Path(run_dir)
-    if overwrite:
-        remove_run_files(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / PARAMS).exists():
+    if (run_dir / PARAMS).exists() and not overwrite:
         saved = load_params(run_dir).get("setup")
         if saved is not None and saved != params["setup"]:
             raise RunFolderError(
                 f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss "
                 f"(saved, now: {_differences(saved, params['setup'])}); choose another run_dir, "
-                "or pass overwrite=True to replace it")
-    if is_finished(run_dir):  # its records stay as they were
+                "or pass overwrite=True to replace that run's files")
+    if not overwrite and is_finished(run_dir):  # its records stay as they were
         history = load_history(run_dir)
-        return {"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL,
-                "history": history}
+        return [{"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL,
+                 "history": history}], None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        note = acquire_lock(run_dir / LOCK, f"run_dir {str(run_dir)!r}")
+    except LockedError as error:
+        raise RunFolderError(str(error)) from None
+    if overwrite:
+        remove_run_files(run_dir)
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / ENVIRONMENT, environment)
-    return read_backup(run_dir)
+    return read_backup(run_dir), note
 
 
 def remove_run_files(run_dir):
-    """Remove what a run writes (and its backup) from ``run_dir``; any other file stays."""
+    """Remove what a run and the notebooks wrote (and the backup) from ``run_dir``; any other file stays."""
     run_dir = Path(run_dir)
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    backup = run_dir / BACKUP
-    if backup.is_dir():
-        for path in [backup / STATE, *backup.glob("*epoch-*.weights.h5")]:
-            path.unlink(missing_ok=True)
-        if not any(backup.iterdir()):
-            backup.rmdir()
+    for name in (*RUN_FILES, *NOTEBOOK_FILES):
+        if (run_dir / name).is_file():
+            (run_dir / name).unlink()
+    _remove_backup(run_dir)
+
+
+def _remove_backup(run_dir):
+    backup = Path(run_dir) / BACKUP
+    if not backup.is_dir():
+        return
+    for path in [backup / STATE, *backup.glob("epoch-*.weights.h5"),
+                 *backup.glob(TEMPORARY_PREFIX + "*")]:
+        path.unlink(missing_ok=True)
+    if not any(backup.iterdir()):
+        backup.rmdir()
 
 
 def read_backup(run_dir):
-    """The last committed epoch in ``run_dir/backup``, or None; a clear error if damaged."""
+    """The states to resume from, newest first: the last committed epoch and the one before it.
+
+    ``[]`` when there is no backup; a clear error when ``state.json`` itself is damaged.
+    """
     state_path = Path(run_dir) / BACKUP / STATE
     if not state_path.exists():
-        return None
+        return []
     try:
         state = read_json(state_path)
-        weights = state_path.parent / state["weights"]
-        if not weights.exists() or int(state["epoch"]) != len(state["history"]["epoch"]):
-            raise ValueError("the weights file or the history does not match the epoch")
+        history = state["history"]
+        if int(state["epoch"]) != len(history["epoch"]):
+            raise ValueError("the history does not match the epoch")
+        newest = {"epoch": int(state["epoch"]), "weights": state_path.parent / state["weights"],
+                  "history": history, "finished": False}
+        candidates = [newest]
+        previous = state.get("previous")
+        if previous:
+            epoch = int(previous["epoch"])
+            candidates.append({"epoch": epoch, "weights": state_path.parent / previous["weights"],
+                               "history": {k: v[:epoch] for k, v in history.items()},
+                               "finished": False})
     except (ValueError, KeyError, TypeError) as error:
         raise damaged(run_dir, error) from error
-    return {**state, "weights": weights, "finished": False}
+    return candidates
 
 
 def damaged(run_dir, error):
@@ -285,27 +351,60 @@ def damaged(run_dir, error):
         "(it deletes the run's files and the damaged backup)")
 
 
-def _load_into(model, weights, run_dir):
-    """Load a backup (or a finished run's model) into ``model``, optimizer state included."""
+def _load_first(model, candidates, run_dir):
+    """Load the first state whose weights file reads into ``model``; say when an older one served."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    try:
-        model.load_weights(weights)
-    except Exception as error:  # h5py, zip and shape errors alike
-        raise damaged(run_dir, error) from error
+    errors = []
+    for state in candidates:
+        try:
+            if not Path(state["weights"]).is_file():
+                raise FileNotFoundError(f"{Path(state['weights']).name} is missing")
+            model.load_weights(state["weights"])
+        except Exception as error:  # h5py, zip, shape and missing-file errors alike
+            errors.append((state, error))
+            continue
+        if errors:
+            failed, error = errors[0]
+            print(f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
+                  f"read ({type(error).__name__}: {error}); Google Drive can leave a file like "
+                  f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}.")
+        return state
+    shapes = [line for _, error in errors for line in str(error).splitlines() if "shape" in line]
+    if shapes:
+        raise RunFolderError(
+            f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes "
+            f"than this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir "
+            "for this model, or overwrite=True to replace that run's files")
+    raise damaged(run_dir, "; ".join(f"epoch {s['epoch']}: {e}" for s, e in errors))
 
 
 def commit_epoch(run_dir, model, history):
-    """Back up the model after an epoch, then commit: replace ``state.json`` in one step."""
+    """Back up the model after an epoch, then commit: replace ``state.json`` in one step.
+
+    The backup of the epoch before stays until the next commit, so a newest backup that
+    is incomplete (a Drive upload cut off) still leaves one to resume from.
+    """
     backup = Path(run_dir) / BACKUP
     epoch = len(history["epoch"])
     name = f"epoch-{epoch:04d}.weights.h5"
     with replacing(backup / name) as temporary:
         model.save_weights(temporary)  # weights and optimizer state
-    write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history})
-    for old in backup.glob("epoch-*.weights.h5"):
-        if old.name != name:
-            old.unlink()
+    previous = None
+    if (backup / STATE).exists():
+        try:
+            old = read_json(backup / STATE)
+            previous = {"epoch": int(old["epoch"]), "weights": old["weights"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            previous = None
+    if previous and (previous["epoch"] >= epoch or not (backup / previous["weights"]).exists()):
+        previous = None
+    write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history,
+                                "previous": previous})
+    keep = {name} | ({previous["weights"]} if previous else set())
+    for old_file in backup.glob("epoch-*.weights.h5"):
+        if old_file.name not in keep:
+            old_file.unlink()
     write_history(run_dir, history)
 
 
@@ -336,11 +435,7 @@ def finish_run(run_dir, model, history, environment, test=None):
     final["mean_epoch_seconds"] = round(sum(history["seconds"]) / len(history["seconds"]), 2)
     final["environment"] = environment
     write_json(run_dir / METRICS, final)
-    backup = run_dir / BACKUP
-    for path in [backup / STATE, *backup.glob("*epoch-*.weights.h5")]:
-        path.unlink(missing_ok=True)
-    if backup.is_dir() and not any(backup.iterdir()):
-        shutil.rmtree(backup, ignore_errors=True)
+    _remove_backup(run_dir)
 
 
 def is_finished(run_dir):
@@ -358,7 +453,12 @@ def load_history(run_dir):
 
 
 def load_params(run_dir):
-    return read_json(Path(run_dir) / PARAMS)
+    try:
+        return read_json(Path(run_dir) / PARAMS)
+    except ValueError as error:
+        raise RunFolderError(
+            f"{PARAMS} in run_dir {str(run_dir)!r} is damaged ({error}); nothing was changed. "
+            "Choose another run_dir, or pass overwrite=True to replace that run's files") from error
 
 
 def load_metrics(run_dir):

@@ -13,6 +13,7 @@ This module imports nothing else from the package, so every other module can use
 from __future__ import annotations
 
 import numbers
+import os
 from pathlib import Path
 
 #: The article's settings: the defaults of every notebook's parameters cell.
@@ -134,8 +135,17 @@ def is_tarball(path):
 
 
 def _run_dir(value):
+    """A folder that exists and can be written to, or one that can be made."""
     if not isinstance(value, (str, Path)) or not str(value):
         raise ParameterError(f"run_dir must be a folder path, got {value!r}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"run_dir {str(value)!r} is a file, not a folder; choose another run_dir")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == path else f"the folder {str(existing)!r} it would be made in"
+        raise ParameterError(f"run_dir {str(value)!r} cannot be written: {where} is read-only "
+                             "for you; choose another run_dir")
     return str(value)
 
 
@@ -177,6 +187,14 @@ def check_params(**params):
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown}; known: {sorted(_CHECKS)}")
     return {name: _CHECKS[name](value) for name, value in params.items()}
+
+
+def check_batch_size(batch_size, pictures):
+    """After the data is loaded: a batch can hold at most all the training pictures."""
+    if batch_size > pictures:
+        raise ParameterError(f"batch_size {batch_size} is larger than the {pictures} training "
+                             f"pictures; use a batch_size of at most {pictures}, or more pictures")
+    return batch_size
 
 
 def check_recipe(recipe):

@@ -20,8 +20,8 @@ from .environment import choose_precision, choose_strategy, precision_policy
 from .improvements import compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
 from .runs import RunFolder, is_finished, load_params
-from .settings import (ARTICLE_RECIPE, HOLDOUT_SHARE, TRAINING, VALIDATIONS, check_params,
-                       recipe_of, run_params)
+from .settings import (ARTICLE_RECIPE, HOLDOUT_SHARE, TRAINING, VALIDATIONS, check_batch_size,
+                       check_params, recipe_of, run_params)
 from .speed import SpeedUps
 
 
@@ -50,7 +50,9 @@ def split_validation(dataset, validation="test", seed=0):
         raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
     if validation == "test":
         return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
-    kept, held_out = stratified_split(dataset.y_train, HOLDOUT_SHARE, seed)
+    kept, held_out = stratified_split(dataset.y_train, HOLDOUT_SHARE, seed, dataset.class_names,
+                                      "for validation='holdout' (use a larger subset, or "
+                                      "validation='test')")
     return (dataset.x_train[kept], dataset.y_train[kept],
             dataset.x_train[held_out], dataset.y_train[held_out])
 
@@ -118,6 +120,7 @@ def run_training(*, overwrite=False, **params):
     print(dataset.describe())
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], record["seed"])
     recipe, batch_size, classes = recipe_of(record), record["batch_size"], dataset.num_classes
+    check_batch_size(batch_size, len(x_train))
     distribution = choose_strategy(record["strategy"])
     with precision_policy(choose_precision(record["precision"])), distribution.scope():
         model = build_vgg16(dataset.input_shape, classes, **model_options(recipe))

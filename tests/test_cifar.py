@@ -1,0 +1,130 @@
+"""The official CIFAR-10 archive: its checksum, and batches read without running pickle code."""
+
+import os
+import pickle
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+
+from vggcifar import cifar, data
+from vggcifar.data import DataError, load_data
+
+
+def write_batches(folder, per_batch=3, seed=0):
+    """A cifar-10-batches-py/ folder with the official file names, small batches of random pictures."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in (*cifar.TRAIN_BATCHES, cifar.TEST_BATCH):
+        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+                 b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"filenames": [f"{name}-{i}.png".encode() for i in range(per_batch)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
+    return folder
+
+
+def pack(folder, archive):
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=cifar.FOLDER)
+    return archive
+
+
+@pytest.fixture
+def official(tmp_path, monkeypatch):
+    """A small archive laid out like the published one, accepted as if its checksum were published."""
+    folder = write_batches(tmp_path / "unpacked" / cifar.FOLDER)
+    archive = pack(folder, tmp_path / cifar.ARCHIVE)
+    monkeypatch.setattr(cifar, "SHA256", cifar.sha256_of(archive))
+    return folder, archive
+
+
+def test_archive_and_folder_give_kerass_arrays(official):
+    from keras.src.datasets.cifar import load_batch  # Keras' own reader of one batch
+
+    folder, archive = official
+    from_folder, from_archive = load_data(str(folder)), load_data(str(archive))
+    expected_x, expected_y = [], []
+    for name in cifar.TRAIN_BATCHES:
+        x, y = load_batch(str(folder / name))
+        expected_x.append(x.transpose(0, 2, 3, 1))  # channels last, as Keras' cifar10 returns them
+        expected_y.append(np.asarray(y))
+    for dataset in (from_folder, from_archive):
+        assert dataset.x_train.shape == (15, 32, 32, 3) and dataset.x_train.dtype == np.uint8
+        np.testing.assert_array_equal(dataset.x_train, np.concatenate(expected_x))
+        np.testing.assert_array_equal(dataset.y_train, np.concatenate(expected_y))
+        assert dataset.x_test.shape == (3, 32, 32, 3) and dataset.class_names == data.CIFAR10_CLASSES
+    assert data.source_shape(str(archive)) == ((32, 32, 3), data.CIFAR10_CLASSES)
+
+
+def test_an_archive_with_another_checksum_is_refused(tmp_path):
+    archive = pack(write_batches(tmp_path / "x" / cifar.FOLDER), tmp_path / cifar.ARCHIVE)
+    with pytest.raises(DataError, match=r"is not the published cifar-10-python.tar.gz \(its SHA-256 is"):
+        load_data(str(archive))
+
+
+class Gadget:
+    """A pickle that would create a file while it loads."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_batch_that_would_run_code_is_refused_without_running_it(tmp_path):
+    folder = write_batches(tmp_path / cifar.FOLDER)
+    marker = tmp_path / "the-gadget-ran"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": Gadget(marker), b"labels": [1]}))
+    with pytest.raises(DataError, match=r"data_batch_3.*cannot be read.*posix.mkdir is not allowed"
+                                        r".*nothing in it was run"):
+        load_data(str(folder))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_a_damaged_archive_gets_a_clear_error(official, damage):
+    _, archive = official
+    raw = archive.read_bytes()
+    archive.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"plain text, not gzip")
+    cifar.SHA256 = cifar.sha256_of(archive)  # the checksum passes: the reader must still cope
+    with pytest.raises(DataError, match="damaged or cut short"):
+        load_data(str(archive))
+
+
+def test_a_missing_or_empty_batch_is_named(tmp_path):
+    folder = write_batches(tmp_path / cifar.FOLDER)
+    (folder / "data_batch_4").write_bytes(b"")
+    with pytest.raises(DataError, match="batch 'data_batch_4' cannot be read"):
+        load_data(str(folder))
+    (folder / "data_batch_5").unlink()  # the test batch, which marks the folder, stays
+    with pytest.raises(DataError, match="data_batch_5' is missing"):
+        load_data(str(folder))
+
+
+def test_download_failure_names_the_offline_options(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    with pytest.raises(DataError) as raised:
+        load_data("cifar10")
+    message = str(raised.value)
+    assert "could not download CIFAR-10" in message and "Temporary failure" in message
+    assert "data='synthetic'" in message and "cifar-10-python.tar.gz" in message
+
+
+def test_the_download_is_checked_against_the_published_checksum(monkeypatch, official):
+    _, archive = official
+    asked = {}
+
+    def get_file(fname, origin, file_hash=None, hash_algorithm=None, **kwargs):
+        asked.update(fname=fname, origin=origin, file_hash=file_hash, algorithm=hash_algorithm)
+        return str(archive)
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    dataset = load_data("cifar10")
+    assert asked == {"fname": cifar.ARCHIVE, "origin": cifar.URL, "file_hash": cifar.SHA256,
+                     "algorithm": "sha256"}
+    assert dataset.x_train.shape == (15, 32, 32, 3) and "official" in dataset.source
