@@ -119,12 +119,32 @@ def test_the_download_is_checked_against_the_published_checksum(monkeypatch, off
     _, archive = official
     asked = {}
 
-    def get_file(fname, origin, file_hash=None, hash_algorithm=None, **kwargs):
-        asked.update(fname=fname, origin=origin, file_hash=file_hash, algorithm=hash_algorithm)
+    def get_file(fname, origin, file_hash=None, hash_algorithm=None, cache_dir=None, **kwargs):
+        asked.update(fname=fname, origin=origin, file_hash=file_hash, algorithm=hash_algorithm,
+                     cache_dir=cache_dir)
         return str(archive)
 
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     dataset = load_data("cifar10")
     assert asked == {"fname": cifar.ARCHIVE, "origin": cifar.URL, "file_hash": cifar.SHA256,
-                     "algorithm": "sha256"}
+                     "algorithm": "sha256", "cache_dir": None}
     assert dataset.x_train.shape == (15, 32, 32, 3) and "official" in dataset.source
+    # a data cache (on Colab: a folder on Drive) is where Keras keeps and checks the archive
+    load_data("cifar10", cache=archive.parent / "drive-cache")
+    assert asked["cache_dir"] == str(archive.parent / "drive-cache")
+    assert (archive.parent / "drive-cache").is_dir()
+
+
+def test_keras_keeps_a_whole_archive_and_replaces_a_damaged_one(tmp_path, official, monkeypatch):
+    """What the data cache relies on: get_file uses a copy whose SHA-256 matches, and
+    downloads again when it does not."""
+    _, archive = official
+    cache = tmp_path / "cache"
+    (cache / "datasets").mkdir(parents=True)
+    kept = cache / "datasets" / cifar.ARCHIVE
+    kept.write_bytes(archive.read_bytes())
+    monkeypatch.setattr(cifar, "URL", "http://127.0.0.1:9/unreachable.tar.gz")
+    assert load_data("cifar10", cache=cache).x_train.shape == (15, 32, 32, 3)  # no download
+    kept.write_bytes(b"half an archive")
+    with pytest.raises(DataError, match="could not download CIFAR-10"):  # would download anew
+        load_data("cifar10", cache=cache)

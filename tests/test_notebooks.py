@@ -51,8 +51,9 @@ def test_parameters_cell_is_literal_with_the_article_defaults(name):
 
 
 def test_same_parameter_names_in_every_notebook():
-    shared = {name: set(parameters_of(read(name))) for name in NAMES}
-    assert all(names >= set(ARTICLE_DEFAULTS) | {"run_dir"} for names in shared.values())
+    shared = {name: set(parameters_of(read(name))) for name in ALL}
+    assert all(names >= set(ARTICLE_DEFAULTS) | {"run_dir", "data_cache"} for names in shared.values())
+    assert all(parameters_of(read(name))["data_cache"] is None for name in ALL)
     assert len({parameters_of(read(name))["run_dir"] for name in NAMES}) == 1
 
 

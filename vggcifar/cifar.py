@@ -134,11 +134,20 @@ def _read_archive(path):
     return batches
 
 
-def download():
-    """The published archive, downloaded once into ``~/.keras/datasets`` and checked; its path."""
+def download(cache=None):
+    """The published archive, downloaded once and checked against its SHA-256; its path.
+
+    It is kept in ``<cache>/datasets/`` (by default ``~/.keras/datasets/``): a copy that is
+    there and whole is used without downloading again; a damaged one is downloaded anew.
+    On Colab a ``cache`` on Google Drive outlives the machine, so the other notebooks and
+    later sessions skip the download.
+    """
     import keras
 
-    return Path(keras.utils.get_file(ARCHIVE, URL, file_hash=SHA256, hash_algorithm="sha256"))
+    if cache is not None:
+        Path(cache).expanduser().mkdir(parents=True, exist_ok=True)
+    return Path(keras.utils.get_file(ARCHIVE, URL, file_hash=SHA256, hash_algorithm="sha256",
+                                     cache_dir=None if cache is None else str(Path(cache).expanduser())))
 
 
 def is_official_source(path):

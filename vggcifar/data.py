@@ -71,16 +71,17 @@ class Dataset:
         return "\n".join(lines)
 
 
-def load_data(data="cifar10", subset=None, seed=0):
+def load_data(data="cifar10", subset=None, seed=0, cache=None):
     """Load a source (see the module's help) and optionally keep a small subset.
 
     ``subset=N`` keeps N training pictures per class and shrinks the test split in
-    the same proportion, both stratified and chosen with ``seed``.
+    the same proportion, both stratified and chosen with ``seed``. ``cache`` names the
+    folder that keeps the downloaded CIFAR-10 (see :func:`vggcifar.cifar.download`).
     """
     subset = check_subset(subset)
     kind = data_source_kind(data)
     if kind == "cifar10":
-        dataset = load_cifar10()
+        dataset = load_cifar10(cache=cache)
     elif kind == "synthetic":
         dataset = make_synthetic(per_class=subset or 5000, seed=seed)
         return dataset  # generated at the requested size already
@@ -104,7 +105,7 @@ def one_hot(labels, num_classes):
 
 # --- the real CIFAR-10 -------------------------------------------------------------
 
-def load_cifar10(path=None):
+def load_cifar10(path=None, cache=None):
     """The official CIFAR-10: downloaded (checked against its SHA-256), or from ``path``.
 
     ``path`` names ``cifar-10-python.tar.gz`` or the ``cifar-10-batches-py/`` folder it
@@ -113,7 +114,7 @@ def load_cifar10(path=None):
     """
     if path is None:
         try:
-            path = cifar.download()
+            path = cifar.download(cache)
         except Exception as error:  # urllib, SSL, socket, checksum and partial-download errors alike
             raise DataError(
                 "data='cifar10': could not download CIFAR-10 "

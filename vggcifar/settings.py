@@ -20,6 +20,10 @@ from pathlib import Path
 ARTICLE = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64,
            "run_dir": "runs/article"}
 
+#: Where the downloaded CIFAR-10 is kept (every notebook's parameter; None: Keras' own
+#: ``~/.keras``, which a Colab machine loses with itself).
+DATA_CACHE = None
+
 #: What notebook 03 adds to the article's settings, with their defaults.
 TRAINING = {"precision": "auto", "strategy": "auto", "validation": "test",
             "deterministic": False, "speedups": "auto"}
@@ -58,7 +62,7 @@ IMPROVED_RECIPE = {
 }
 
 #: Parameters that say how to run, not what the run is: left out of ``params.json``.
-NOT_RECORDED = ("overwrite", "speedups")
+NOT_RECORDED = ("overwrite", "speedups", "data_cache")
 
 
 class ParameterError(ValueError):
@@ -134,18 +138,18 @@ def is_tarball(path):
     return Path(path).name.lower().endswith((".tar.gz", ".tgz"))
 
 
-def _run_dir(value):
+def _writable_folder(name, value):
     """A folder that exists and can be written to, or one that can be made."""
     if not isinstance(value, (str, Path)) or not str(value):
-        raise ParameterError(f"run_dir must be a folder path, got {value!r}")
+        raise ParameterError(f"{name} must be a folder path, got {value!r}")
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
-        raise ParameterError(f"run_dir {str(value)!r} is a file, not a folder; choose another run_dir")
+        raise ParameterError(f"{name} {str(value)!r} is a file, not a folder; choose another {name}")
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         where = "it" if existing == path else f"the folder {str(existing)!r} it would be made in"
-        raise ParameterError(f"run_dir {str(value)!r} cannot be written: {where} is read-only "
-                             "for you; choose another run_dir")
+        raise ParameterError(f"{name} {str(value)!r} cannot be written: {where} is read-only "
+                             f"for you; choose another {name}")
     return str(value)
 
 
@@ -155,7 +159,8 @@ _CHECKS = {
     "seed": lambda v: _whole("seed", v, 0, MAX_SEED),
     "epochs": lambda v: _whole("epochs", v, 1),
     "batch_size": lambda v: _whole("batch_size", v, 1),
-    "run_dir": _run_dir,
+    "run_dir": lambda v: _writable_folder("run_dir", v),
+    "data_cache": lambda v: None if v is None else _writable_folder("data_cache", v),
     "precision": lambda v: _one_of("precision", v, PRECISIONS),
     "strategy": lambda v: _one_of("strategy", v, STRATEGIES),
     "validation": lambda v: _one_of("validation", v, VALIDATIONS),

@@ -20,8 +20,8 @@ from .environment import choose_precision, choose_strategy, precision_policy
 from .improvements import compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
 from .runs import RunFolder, is_finished, load_params
-from .settings import (ARTICLE_RECIPE, HOLDOUT_SHARE, TRAINING, VALIDATIONS, check_batch_size,
-                       check_params, recipe_of, run_params)
+from .settings import (ARTICLE_RECIPE, DATA_CACHE, HOLDOUT_SHARE, TRAINING, VALIDATIONS,
+                       check_batch_size, check_params, recipe_of, run_params)
 from .speed import SpeedUps
 
 
@@ -112,11 +112,13 @@ def run_training(*, overwrite=False, **params):
     parameters raises, unless ``overwrite=True``. Returns ``(model, dataset, history)``.
     """
     speedups = params.pop("speedups", TRAINING["speedups"])
-    check_params(overwrite=overwrite, speedups=speedups)
+    data_cache = params.pop("data_cache", DATA_CACHE)
+    check_params(overwrite=overwrite, speedups=speedups, data_cache=data_cache)
     record = run_params(**params)
     run = RunFolder(record["run_dir"], record, overwrite=overwrite)  # checked before the download
     seed_everything(record["seed"], record["deterministic"])
-    dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"])
+    dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"],
+                        cache=data_cache)
     print(dataset.describe())
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], record["seed"])
     recipe, batch_size, classes = recipe_of(record), record["batch_size"], dataset.num_classes
