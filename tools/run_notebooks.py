@@ -16,7 +16,7 @@ from pathlib import Path
 
 import papermill
 
-from vggcifar.settings import ParameterError, check_params
+from vggcifar.settings import ParameterError, check_params, data_source_kind
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-5]_*.ipynb"))
@@ -35,6 +35,21 @@ def parse_value(text):
     return text
 
 
+def absolute_paths(parameters):
+    """Paths typed on the command line, made absolute from where the command runs.
+
+    The notebooks run in ``notebooks/``; without this, ``-p data ../shared/x.tar.gz``
+    typed at the project's root would be looked for beside the notebooks.
+    """
+    found = {}
+    data = parameters.get("data")
+    if isinstance(data, str) and data_source_kind(data) == "folder":
+        found["data"] = str(Path(data).expanduser().resolve())
+    if isinstance(parameters.get("data_cache"), str):
+        found["data_cache"] = str(Path(parameters["data_cache"]).expanduser().resolve())
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -50,6 +65,7 @@ def main(argv=None):
         check_params(**parameters)
     except ParameterError as error:
         parser.error(str(error))
+    parameters.update(absolute_paths(parameters))
     executed = run_dir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
     for notebook in NOTEBOOKS:
