@@ -50,6 +50,20 @@ def test_parameters_cell_is_literal_with_the_article_defaults(name):
     assert isinstance(values["run_dir"], str) and values["run_dir"]
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_papermill_help_lists_every_parameter_with_its_type(name):
+    """`papermill --help-notebook` shows what papermill's inspection finds: every name, typed."""
+    found = papermill.inspect_notebook(NOTEBOOKS / f"{name}.ipynb")
+    values = parameters_of(read(name))
+    assert set(found) == set(values)
+    python_types = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
+    for parameter, value in values.items():
+        allowed = found[parameter]["inferred_type_name"].split("|")
+        assert set(allowed) <= set(python_types), (parameter, allowed)
+        assert type(value) in {python_types[t] for t in allowed}, (parameter, value, allowed)
+        assert found[parameter]["help"], parameter
+
+
 def test_same_parameter_names_in_every_notebook():
     shared = {name: set(parameters_of(read(name))) for name in ALL}
     assert all(names >= set(ARTICLE_DEFAULTS) | {"run_dir", "data_cache"} for names in shared.values())
