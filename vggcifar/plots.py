@@ -118,6 +118,50 @@ def plot_comparison(histories, metric="accuracy", title=None):
     return fig
 
 
+# --- 08: sweeps ---------------------------------------------------------------------
+
+def plot_sweep(rows, histories, swept, out_dir=None):
+    """A sweep's two figures: validation accuracy per epoch (one line per run), and the
+    final validation accuracy against each swept parameter.
+
+    ``rows`` come from :func:`vggcifar.sweeps.gather`, ``histories`` map a run's name to
+    its ``history.json``. With ``out_dir`` the figures are also saved there as
+    ``sweep-curves.png`` and ``sweep-final.png``. Returns the two figures.
+    """
+    curves, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        values = histories.get(row["run"], {}).get("val_accuracy", [])
+        if values:
+            ax.plot(range(1, len(values) + 1), values, "o-", linewidth=2, markersize=4,
+                    label=row["run"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("validation accuracy per epoch, one line per run")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(loc="best", fontsize="small")
+    curves.tight_layout()
+
+    names = list(swept) or ["run"]
+    final, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    done = [row for row in rows if row["final_val_accuracy"] is not None]
+    for ax, name in zip(axes[0], names):
+        labels = [str(row["parameters"].get(name, row["run"])) for row in done]
+        positions = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+        ax.plot([positions[label] for label in labels], [row["final_val_accuracy"] for row in done],
+                "o", markersize=8, alpha=0.7)
+        ax.set_xticks(list(positions.values()), list(positions))
+        ax.set_xlabel(name)
+        ax.set_ylabel("final validation accuracy")
+        ax.grid(alpha=0.3)
+    final.suptitle("final validation accuracy of every run")
+    final.tight_layout()
+    if out_dir is not None:
+        curves.savefig(Path(out_dir) / "sweep-curves.png", dpi=100)
+        final.savefig(Path(out_dir) / "sweep-final.png", dpi=100)
+    return curves, final
+
+
 def plot_schedule(schedule, total_steps, steps_per_epoch):
     """The learning rate of every step of a Keras schedule (or a constant), against epochs."""
     steps = np.arange(total_steps + 1)

@@ -57,9 +57,13 @@ PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
 BACKUP, STATE, LOCK = "backup", "state.json", "run.lock"
 #: What a run writes; ``overwrite=True`` removes these (and the backup) and nothing else.
 RUN_FILES = (PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS)
-#: What notebooks 04 and 05 and ``tools/run_notebooks.py`` add to a run folder.
+#: What a sweep records about the run in its folder (see :mod:`vggcifar.sweeps`).
+SWEEP_RECORD = "sweep.json"
+#: Keras' TensorBoard callback writes here: ``logs/train/`` and ``logs/validation/``.
+LOGS = "logs"
+#: What notebooks 04 and 05, ``python -m vggcifar`` and sweeps add to a run folder.
 NOTEBOOK_FILES = ("accuracy.png", "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5",
-                  "cifar10-CNN.h5", "notebooks")
+                  "cifar10-CNN.h5", "notebooks", SWEEP_RECORD, LOGS)
 #: Seconds between two signs of life in the lock while training.
 HEARTBEAT_SECONDS = 60
 #: Keys of ``params.json`` that a run with other parameters may differ in.
@@ -304,6 +308,19 @@ def remove_run_files(run_dir):
         if (run_dir / name).is_file():
             (run_dir / name).unlink()
     _remove_backup(run_dir)
+    _remove_logs(run_dir)
+
+
+def _remove_logs(run_dir):
+    """TensorBoard's event files of the old run (so that its curves do not mix with the new)."""
+    logs = Path(run_dir) / LOGS
+    for folder in (logs / "train", logs / "validation"):
+        for path in folder.glob("events.out.tfevents.*"):
+            path.unlink()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if logs.is_dir() and not any(logs.iterdir()):
+        logs.rmdir()
 
 
 def _remove_backup(run_dir):

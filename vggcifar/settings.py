@@ -194,6 +194,11 @@ def check_params(**params):
     return {name: _CHECKS[name](value) for name, value in params.items()}
 
 
+def known_parameter(name):
+    """True for a name that :func:`check_params` checks."""
+    return name in _CHECKS
+
+
 def check_batch_size(batch_size, pictures):
     """After the data is loaded: a batch can hold at most all the training pictures."""
     if batch_size > pictures:

@@ -19,7 +19,7 @@ from .data import load_data, one_hot, stratified_split
 from .environment import choose_precision, choose_strategy, precision_policy
 from .improvements import compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
-from .runs import RunFolder, is_finished, load_params
+from .runs import LOGS, RunFolder, is_finished, load_params
 from .settings import (ARTICLE_RECIPE, DATA_CACHE, HOLDOUT_SHARE, TRAINING, VALIDATIONS,
                        check_batch_size, check_params, recipe_of, run_params)
 from .speed import SpeedUps
@@ -141,9 +141,11 @@ def run_training(*, overwrite=False, **params):
         training_data = {"x": make_pipeline(x_train, y_train, classes, batch_size, shuffle=True,
                                             seed=record["seed"], augment=augment),
                          "shuffle": False}  # the pipeline shuffles, every epoch anew
+    board = keras.callbacks.TensorBoard(str(run.run_dir / LOGS))  # tensorboard --logdir <folder>
     model.fit(**training_data, epochs=record["epochs"], initial_epoch=initial_epoch,
               validation_data=(pixels_to_float(x_val), one_hot(y_val, classes)),
-              validation_batch_size=batch_size, callbacks=[run, SpeedUps(speedups)],
+              validation_batch_size=batch_size,
+              callbacks=[run, board, SpeedUps(speedups)],
               verbose=2)
     return model, dataset, run.history
 

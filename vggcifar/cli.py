@@ -1,0 +1,114 @@
+"""The command line: ``python -m vggcifar`` (or ``vggcifar``) with two commands.
+
+    python -m vggcifar run                                   # 01-05 with the article's settings
+    python -m vggcifar run -p subset 500 -p epochs 2 --run-dir runs/quick
+    python -m vggcifar sweep --param batch_size=32,64,128 -p epochs 3 --out runs/batch-sizes
+    python -m vggcifar sweep --sets sets.yaml --notebooks 06 --out runs/recipes
+
+``run`` executes the five notebooks of the article in order with papermill, every one
+with the same parameters; the executed copies land in ``<run_dir>/notebooks/``.
+``sweep`` runs notebooks once per parameter set (see :mod:`vggcifar.sweeps`).
+Values are typed as a parameters cell types them (``5``, ``0.1``, ``True``, ``None``,
+text). Names and values are checked before anything runs; paths are taken from the
+folder the command runs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .settings import ParameterError, check_params, known_parameter
+from .sweeps import (NOTEBOOKS, absolute_paths, describe, expand, find_notebook, notebook_parameters,
+                     parse_grid, parse_value, read_sets, run_sweep)
+
+#: The article's five steps, in order.
+ARTICLE_CHAIN = ("01_data", "02_model", "03_training", "04_plots", "05_saving")
+
+
+def checked(pairs, parser, chain):
+    """``-p NAME VALUE`` pairs → parameters: typed, named in the notebooks, checked, paths absolute."""
+    parameters = {name: parse_value(value) for name, value in pairs}
+    try:
+        known = set().union(*(notebook_parameters(find_notebook(name)) for name in chain))
+        unknown = sorted(set(parameters) - known)
+        if unknown:
+            raise ParameterError(f"unknown parameter(s) {unknown}; the notebooks {list(chain)} "
+                                 f"take: {sorted(known)}")
+        check_params(**{k: v for k, v in parameters.items() if known_parameter(k)})
+        parameters.update(absolute_paths(parameters))
+    except ParameterError as error:
+        parser.error(str(error))
+    return parameters
+
+
+def run_article(args, parser):
+    import papermill
+
+    parameters = checked(args.parameter, parser, ARTICLE_CHAIN)
+    run_dir = Path(args.run_dir).expanduser().resolve()
+    parameters["run_dir"] = str(run_dir)
+    try:
+        check_params(run_dir=str(run_dir))
+    except ParameterError as error:
+        parser.error(str(error))
+    executed = run_dir / "notebooks"
+    executed.mkdir(parents=True, exist_ok=True)
+    for number, name in enumerate(ARTICLE_CHAIN, 1):
+        notebook = NOTEBOOKS / f"{name}.ipynb"
+        print(f"--- [{number} of {len(ARTICLE_CHAIN)}] {notebook.name} with {parameters}", flush=True)
+        papermill.execute_notebook(str(notebook), str(executed / notebook.name),
+                                   parameters=parameters, cwd=str(NOTEBOOKS), log_output=True,
+                                   progress_bar=False)
+    print(f"Done. Results in {run_dir}; executed notebooks in {executed}")
+    return 0
+
+
+def sweep(args, parser):
+    fixed = checked(args.parameter, parser, args.notebooks)
+    try:
+        sets = expand(parse_grid(args.param)) if args.param else []
+        if args.sets:
+            sets += read_sets(args.sets)
+        rows = run_sweep(sets, Path(args.out).expanduser().resolve(), args.notebooks, fixed)
+    except ParameterError as error:
+        parser.error(str(error))
+    except KeyboardInterrupt:
+        return 130
+    print(f"Sweep done: {describe(rows)}. Table: {Path(args.out) / 'results.md'}; "
+          f"figures: sweep-curves.png, sweep-final.png; "
+          f"TensorBoard: tensorboard --logdir {args.out}")
+    return 0 if all(row["status"] == "finished" for row in rows) else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="vggcifar", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pair = {"nargs": 2, "action": "append", "default": [], "metavar": ("NAME", "VALUE")}
+
+    run = commands.add_parser("run", help="the five notebooks of the article, in order")
+    run.add_argument("-p", "--parameter", help="a notebook parameter, e.g. -p epochs 5", **pair)
+    run.add_argument("--run-dir", default="runs/article",
+                     help="run folder, relative to the current folder (default: runs/article)")
+    run.set_defaults(handler=run_article)
+
+    grid = commands.add_parser("sweep", help="notebooks once per parameter set, and a table")
+    grid.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
+                      help="a swept parameter and its values; several --param make a grid")
+    grid.add_argument("--sets", help="a YAML or JSON file of parameter sets (or of a grid)")
+    grid.add_argument("-p", "--parameter", help="a parameter for every run, e.g. -p subset 500",
+                      **pair)
+    grid.add_argument("--notebooks", nargs="+", default=["03_training", "04_plots"],
+                      help="the notebooks each run executes, in order (default: 03_training 04_plots)")
+    grid.add_argument("--out", required=True, help="the sweep's folder: one run folder per set")
+    grid.set_defaults(handler=sweep)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # shows the cells' output
+    return args.handler(args, commands.choices[args.command])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Sweeps: the same notebooks run once for every set of parameters, and the runs compared.
+
+    python -m vggcifar sweep --param epochs=5,10,20 --param batch_size=32,64,128 --out runs/sweep
+
+A sweep runs a chain of notebooks (by default 03_training then 04_plots) with
+papermill, once per set of parameters: the grid of every ``--param`` (all
+combinations), or the sets listed in a YAML or JSON file. The runs go one after
+another (one GPU trains one model at a time). Each gets its own run folder,
+``<out>/<name>/``, named after its swept values (``batch_size=32,epochs=5``), which
+holds what the notebooks write there and the executed notebooks in ``notebooks/``;
+``sweep.json`` in it records the run's status (finished, failed with its error,
+interrupted).
+
+Everything is checked before the first run starts: every name must be a parameter
+of one of the notebooks (papermill reads their parameters cells), and every value
+must pass the check the notebooks themselves call first
+(:func:`vggcifar.settings.check_params`).
+
+The same sweep started again skips the finished runs, resumes an interrupted one
+from its backup (the run folder's callback does that, as after a Colab disconnect)
+and tries failed ones again. The results — :func:`gather` reads them from each run's
+``params.json``, ``history.json`` and ``metrics.json``, never from notebook outputs —
+become ``results.csv``, ``results.md`` and two figures in ``<out>/``. Every run also
+writes TensorBoard logs to ``<run>/logs/``, so ``tensorboard --logdir <out>`` compares
+the runs epoch by epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import time
+import traceback
+from pathlib import Path
+
+from .files import read_json, write_json
+from .runs import HISTORY, METRICS, PARAMS, SWEEP_RECORD, is_finished
+from .settings import ParameterError, check_params, data_source_kind, known_parameter
+
+#: The notebooks a sweep runs when none are named: train, then draw the curves.
+DEFAULT_CHAIN = ("03_training", "04_plots")
+#: Where the notebooks are: the ``notebooks/`` folder beside the package, in a clone.
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: The columns of the results table, after the swept parameters.
+COLUMNS = ("status", "epochs_done", "final_val_accuracy", "best_val_accuracy", "test_accuracy",
+           "seconds_per_epoch", "error")
+
+
+# --- what to run ------------------------------------------------------------------
+
+def parse_value(text):
+    """Text typed on a command line, typed as a parameters cell types it.
+
+    ``"20"`` → 20, ``"0.5"`` → 0.5, ``"None"`` → None, ``"True"``/``"False"`` → True/False;
+    anything else stays text.
+    """
+    literals = {"None": None, "True": True, "False": False}
+    if text in literals:
+        return literals[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_grid(options):
+    """``["epochs=5,10", "batch_size=32"]`` → ``{"epochs": [5, 10], "batch_size": [32]}``."""
+    grid = {}
+    for option in options:
+        name, equals, values = option.partition("=")
+        if not equals or not name.strip() or not values.strip():
+            raise ParameterError(f"--param must look like name=value1,value2; got {option!r}")
+        grid[name.strip()] = [parse_value(value.strip()) for value in values.split(",")]
+    return grid
+
+
+def expand(grid):
+    """Every combination of a grid, in the order given: a list of parameter sets."""
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+
+
+def read_sets(path):
+    """Parameter sets from a YAML or JSON file: a list of sets, or a grid (name → list)."""
+    import yaml  # papermill's own dependency; JSON is YAML too
+
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ParameterError(f"--sets: cannot read {str(path)!r} ({error})") from error
+    if isinstance(content, dict) and all(isinstance(v, list) for v in content.values()):
+        return expand(content)
+    if isinstance(content, list) and content and all(isinstance(s, dict) for s in content):
+        return content
+    raise ParameterError(f"--sets: {str(path)!r} must hold a list of parameter sets "
+                         "(- {epochs: 5, batch_size: 32}) or a grid ({epochs: [5, 10]})")
+
+
+def find_notebook(name):
+    """``"03"``, ``"03_training"`` or a path → the notebook's path."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path.resolve()
+    found = sorted(NOTEBOOKS.glob(f"{name}*.ipynb"))
+    if len(found) != 1:
+        available = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) or [f"none in {NOTEBOOKS}"]
+        raise ParameterError(f"notebook {name!r} not found; available: {available}")
+    return found[0]
+
+
+def notebook_parameters(notebook):
+    """The names of a notebook's parameters, as papermill reads its parameters cell."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def absolute_paths(parameters):
+    """The path parameters among ``parameters``, made absolute from the current folder.
+
+    The notebooks run in ``notebooks/``; without this, ``data=../shared/x.tar.gz``
+    typed at the project's root would be looked for beside the notebooks.
+    """
+    found = {}
+    data = parameters.get("data")
+    if isinstance(data, str) and data_source_kind(data) == "folder":
+        found["data"] = str(Path(data).expanduser().resolve())
+    for name in ("data_cache", "run_dir", "article_run_dir", "model_path", "picture"):
+        if isinstance(parameters.get(name), str) and parameters[name]:
+            found[name] = str(Path(parameters[name]).expanduser().resolve())
+    return found
+
+
+def run_name(params, swept):
+    """The run folder's name: the swept values, ``batch_size=32,epochs=5``."""
+    parts = [f"{name}={params[name]}" for name in swept]
+    name = ",".join(parts) or "run"
+    return "".join(c if c.isalnum() or c in "=,._-" else "_" for c in name)
+
+
+def plan(sets, chain=DEFAULT_CHAIN, fixed=None):
+    """Check a sweep before anything runs; return ``(notebooks, runs)``.
+
+    ``runs`` is a list of ``(name, parameters)``; ``fixed`` parameters go to every
+    run. Raises :class:`ParameterError` for an unknown name (naming the notebooks'
+    parameters), a bad value, a parameter set that repeats, or ``run_dir`` (each
+    run has its own).
+    """
+    notebooks = [find_notebook(name) for name in chain]
+    known = set().union(*(notebook_parameters(nb) for nb in notebooks))
+    fixed = dict(fixed or {})
+    sets = [dict(s) for s in sets]
+    if not sets:
+        raise ParameterError("a sweep needs at least one parameter set (--param or --sets)")
+    swept = list(dict.fromkeys(name for s in sets for name in s))
+    for name in [*swept, *fixed]:
+        if name == "run_dir":
+            raise ParameterError("run_dir is set by the sweep: every run gets <out>/<name>/")
+        if name not in known:
+            raise ParameterError(f"unknown parameter {name!r}; the notebooks "
+                                 f"{[nb.stem for nb in notebooks]} take: {sorted(known)}")
+    runs = []
+    for values in sets:
+        params = {**fixed, **values}
+        check_params(**{k: v for k, v in params.items() if known_parameter(k)})
+        runs.append((run_name(values, swept), {**params, **absolute_paths(params)}))
+    names = [name for name, _ in runs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ParameterError(f"these parameter sets appear more than once: {repeated}")
+    return notebooks, runs
+
+
+# --- running it -------------------------------------------------------------------
+
+def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
+    """Run every parameter set through the notebooks, one after another; return the rows.
+
+    Checked first (:func:`plan`). A finished run is skipped; a failed one is recorded
+    and the next one starts; Ctrl-C records the current run as interrupted and stops,
+    leaving the finished runs as they are. ``execute`` is papermill's
+    ``execute_notebook`` (replaceable for tests).
+    """
+    notebooks, runs = plan(sets, chain, fixed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if execute is None:
+        import papermill
+
+        execute = papermill.execute_notebook
+    accepted = {nb: notebook_parameters(nb) for nb in notebooks}
+    for number, (name, params) in enumerate(runs, 1):
+        run_dir = out / name
+        record = read_json(run_dir / SWEEP_RECORD) if (run_dir / SWEEP_RECORD).is_file() else {}
+        if record.get("status") == "finished" and is_finished(run_dir):
+            print(f"[run {number} of {len(runs)}] {name}: finished before, skipped", flush=True)
+            continue
+        again = {"failed": " (failed before: trying again)",
+                 "interrupted": " (interrupted before: resuming)"}.get(record.get("status"), "")
+        print(f"[run {number} of {len(runs)}] {name}{again}", flush=True)
+        (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        write_json(run_dir / SWEEP_RECORD, {"status": "running", "parameters": params})
+        try:
+            for notebook in notebooks:
+                given = {k: v for k, v in {**params, "run_dir": str(run_dir.resolve())}.items()
+                         if k in accepted[notebook]}
+                print(f"    {notebook.name}", flush=True)
+                execute(str(notebook), str(run_dir / "notebooks" / notebook.name),
+                        parameters=given, cwd=str(notebook.parent), log_output=True,
+                        progress_bar=False)
+        except KeyboardInterrupt:
+            write_json(run_dir / SWEEP_RECORD, {"status": "interrupted", "parameters": params})
+            print(f"Interrupted during {name}; the finished runs are kept. The same command "
+                  "resumes from this run's last backup.", flush=True)
+            raise
+        except Exception as error:  # a failed run must not stop the others
+            message = _last_line(error)
+            write_json(run_dir / SWEEP_RECORD, {"status": "failed", "parameters": params,
+                                                "error": message,
+                                                "traceback": traceback.format_exc()[-4000:]})
+            print(f"    failed: {message}", flush=True)
+            continue
+        write_json(run_dir / SWEEP_RECORD, {"status": "finished", "parameters": params,
+                                            "seconds": round(time.time() - started, 1)})
+    rows = gather(out, [name for name, _ in runs])
+    swept = list(dict.fromkeys(k for s in sets for k in s))
+    write_results(rows, out, swept)
+    from .plots import plot_sweep
+
+    plot_sweep(rows, {row["run"]: _history(out / row["run"]) for row in rows}, swept, out)
+    return rows
+
+
+def _last_line(error):
+    """The part of an error a table can show: its last non-empty line, shortened."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(error).__name__
+    return text[:300]
+
+
+# --- what came out ----------------------------------------------------------------
+
+def _history(run_dir):
+    path = Path(run_dir) / HISTORY
+    return read_json(path) if path.is_file() else {}
+
+
+def gather(out, names):
+    """One row per run, read from its run folder's records."""
+    rows = []
+    for name in names:
+        run_dir = Path(out) / name
+        record = read_json(run_dir / SWEEP_RECORD) if (run_dir / SWEEP_RECORD).is_file() else {}
+        params = read_json(run_dir / PARAMS) if (run_dir / PARAMS).is_file() else {}
+        metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).is_file() else {}
+        history = _history(run_dir)
+        val = history.get("val_accuracy", [])
+        seconds = history.get("seconds", [])
+        rows.append({
+            "run": name,
+            "parameters": {**params, **record.get("parameters", {})},
+            "status": record.get("status", "not run"),
+            "epochs_done": len(history.get("epoch", [])),
+            "final_val_accuracy": val[-1] if val else None,
+            "best_val_accuracy": max(val) if val else None,
+            "test_accuracy": metrics.get("test_accuracy"),
+            "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+            "error": record.get("error", ""),
+        })
+    return rows
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def write_results(rows, out, swept):
+    """``results.csv`` and ``results.md`` in ``out``: one row per run."""
+    header = ["run", *swept, *COLUMNS]
+    table = [[row["run"], *(row["parameters"].get(name) for name in swept),
+              *(row[column] for column in COLUMNS)] for row in rows]
+    with open(Path(out) / "results.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([[_cell(v) for v in line] for line in table])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v).replace("|", "/") for v in line) + " |" for line in table]
+    (Path(out) / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def describe(rows):
+    """A short summary line per status, for the end of a sweep."""
+    counts = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
