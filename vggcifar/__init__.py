@@ -7,7 +7,8 @@ code the notebooks show; around them what is not the lesson: :mod:`~vggcifar.set
 callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strategy),
 :mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
 safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
-and the opt-in CPU speed-ups, :mod:`~vggcifar.speed`.
+the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and :mod:`~vggcifar.sweeps` with the
+command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``).
 """
 
 import os
