@@ -203,3 +203,11 @@ def test_relative_paths_are_taken_from_where_the_command_runs(article_calls, tmp
     assert parameters["data_cache"] == str(tmp_path / "cache")
     assert parameters["run_dir"] == str(tmp_path / "run")
     assert Path(cwd).name == "notebooks"  # where a relative path would otherwise be looked for
+
+
+def test_papermills_cell_markers_are_left_out_of_the_log_and_the_cells_output_kept():
+    import logging
+
+    marker = logging.LogRecord("papermill", logging.INFO, "", 0, "Executing Cell 12----", None, None)
+    output = logging.LogRecord("papermill", logging.INFO, "", 0, "Epoch 1/3", None, None)
+    assert not cli.without_cell_markers(marker) and cli.without_cell_markers(output)

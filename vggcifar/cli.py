@@ -83,6 +83,11 @@ def sweep(args, parser):
     return 0 if all(row["status"] == "finished" for row in rows) else 1
 
 
+def without_cell_markers(record):
+    """Papermill announces every cell ("Executing Cell 12---"); keep what the cells print."""
+    return not record.getMessage().startswith(("Executing Cell", "Ending Cell"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="vggcifar", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +112,8 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # shows the cells' output
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(without_cell_markers)
     return args.handler(args, commands.choices[args.command])
 
 
