@@ -229,9 +229,13 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
     rows = gather(out, [name for name, _ in runs])
     swept = list(dict.fromkeys(k for s in sets for k in s))
     write_results(rows, out, swept)
+    import matplotlib.pyplot as plt
+
     from .plots import plot_sweep
 
-    plot_sweep(rows, {row["run"]: _history(out / row["run"]) for row in rows}, swept, out)
+    figures = plot_sweep(rows, {row["run"]: _history(out / row["run"]) for row in rows}, swept, out)
+    for figure in figures:  # saved in out; a notebook draws its own with plot_sweep
+        plt.close(figure)
     return rows
 
 
