@@ -20,59 +20,46 @@ import logging
 import sys
 from pathlib import Path
 
-from .settings import ParameterError, check_params, known_parameter
-from .sweeps import (NOTEBOOKS, absolute_paths, describe, expand, find_notebook, notebook_parameters,
-                     parse_grid, parse_value, read_sets, run_sweep)
+from .settings import ParameterError, check_params
+from .sweeps import describe, expand, parse_grid, parse_value, plan, read_sets, run_sweep
 
 #: The article's five steps, in order.
 ARTICLE_CHAIN = ("01_data", "02_model", "03_training", "04_plots", "05_saving")
 
 
-def checked(pairs, parser, chain):
-    """``-p NAME VALUE`` pairs → parameters: typed, named in the notebooks, checked, paths absolute."""
-    parameters = {name: parse_value(value) for name, value in pairs}
-    try:
-        known = set().union(*(notebook_parameters(find_notebook(name)) for name in chain))
-        unknown = sorted(set(parameters) - known)
-        if unknown:
-            raise ParameterError(f"unknown parameter(s) {unknown}; the notebooks {list(chain)} "
-                                 f"take: {sorted(known)}")
-        check_params(**{k: v for k, v in parameters.items() if known_parameter(k)})
-        parameters.update(absolute_paths(parameters))
-    except ParameterError as error:
-        parser.error(str(error))
-    return parameters
+def typed(pairs):
+    """``-p NAME VALUE`` pairs → parameters, each value typed as a parameters cell types it."""
+    return {name: parse_value(value) for name, value in pairs}
 
 
 def run_article(args, parser):
     import papermill
 
-    parameters = checked(args.parameter, parser, ARTICLE_CHAIN)
     run_dir = Path(args.run_dir).expanduser().resolve()
-    parameters["run_dir"] = str(run_dir)
-    try:
+    try:  # the same check as a sweep's: names in the notebooks, values as they check them
+        notebooks, [(_, parameters)] = plan([typed(args.parameter)], ARTICLE_CHAIN)
         check_params(run_dir=str(run_dir))
     except ParameterError as error:
         parser.error(str(error))
+    parameters["run_dir"] = str(run_dir)
     executed = run_dir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
-    for number, name in enumerate(ARTICLE_CHAIN, 1):
-        notebook = NOTEBOOKS / f"{name}.ipynb"
-        print(f"--- [{number} of {len(ARTICLE_CHAIN)}] {notebook.name} with {parameters}", flush=True)
+    for number, notebook in enumerate(notebooks, 1):
+        print(f"--- [{number} of {len(notebooks)}] {notebook.name} with {parameters}", flush=True)
         papermill.execute_notebook(str(notebook), str(executed / notebook.name),
-                                   parameters=parameters, cwd=str(NOTEBOOKS), log_output=True,
+                                   parameters=parameters, cwd=str(notebook.parent), log_output=True,
                                    progress_bar=False)
     print(f"Done. Results in {run_dir}; executed notebooks in {executed}")
     return 0
 
 
 def sweep(args, parser):
-    fixed = checked(args.parameter, parser, args.notebooks)
-    try:
+    try:  # everything is checked (sweeps.plan) before the first run starts
         sets = expand(parse_grid(args.param)) if args.param else []
         if args.sets:
             sets += read_sets(args.sets)
-        rows = run_sweep(sets, Path(args.out).expanduser().resolve(), args.notebooks, fixed)
+        rows = run_sweep(sets, Path(args.out).expanduser().resolve(), args.notebooks,
+                         typed(args.parameter))
     except ParameterError as error:
         parser.error(str(error))
     except KeyboardInterrupt:
