@@ -149,23 +149,23 @@ def acquire_lock(path, what="this folder"):
     return f"took over the lock of process {holder.get('pid')} on {holder.get('host')}: {reason}"
 
 
-def refresh_lock(path):
-    """Show that the holder (this process) is alive."""
-    path = Path(path)
+def _held_by_me(path):
+    """The lock's content when this process holds it; None otherwise (or when unreadable)."""
     try:
         holder = read_json(path)
     except (OSError, ValueError):
-        return
-    if {k: holder.get(k) for k in ("host", "pid")} == _me():
+        return None
+    return holder if {k: holder.get(k) for k in ("host", "pid")} == _me() else None
+
+
+def refresh_lock(path):
+    """Show that the holder (this process) is alive."""
+    holder = _held_by_me(path)
+    if holder is not None:
         write_json(path, {**holder, "heartbeat": time.time()})
 
 
 def release_lock(path):
     """Remove the lock file if this process holds it."""
-    path = Path(path)
-    try:
-        holder = read_json(path)
-    except (OSError, ValueError):
-        return
-    if {k: holder.get(k) for k in ("host", "pid")} == _me():
-        path.unlink(missing_ok=True)
+    if _held_by_me(path) is not None:
+        Path(path).unlink(missing_ok=True)
