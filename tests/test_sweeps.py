@@ -213,3 +213,15 @@ def test_papermills_cell_markers_are_left_out_of_the_log_and_the_cells_output_ke
     marker = logging.LogRecord("papermill", logging.INFO, "", 0, "Executing Cell 12----", None, None)
     output = logging.LogRecord("papermill", logging.INFO, "", 0, "Epoch 1/3", None, None)
     assert not cli.without_cell_markers(marker) and cli.without_cell_markers(output)
+
+
+def test_a_sweep_of_notebook_06_compares_the_named_recipes(tmp_path):
+    execute = StandIn()
+    sweeps.run_sweep(sweeps.expand({"recipe": ["improved", "quick"]}), tmp_path / "sweep",
+                     chain=["06_improvements"], fixed={"article_run_dir": ""}, execute=execute)
+    assert [(name, p["recipe"]) for name, p in execute.calls] == [("06_improvements", "improved"),
+                                                                  ("06_improvements", "quick")]
+    assert [row["recipe"] for row in read_table(tmp_path / "sweep")] == ["improved", "quick"]
+    with pytest.raises(ParameterError, match=r"recipe must be one of \('article', 'improved', 'quick'\)"):
+        sweeps.run_sweep([{"recipe": "fast"}], tmp_path / "other", chain=["06_improvements"],
+                         execute=StandIn())

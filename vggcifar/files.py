@@ -149,7 +149,7 @@ def acquire_lock(path, what="this folder"):
     return f"took over the lock of process {holder.get('pid')} on {holder.get('host')}: {reason}"
 
 
-def _held_by_me(path):
+def held_by_me(path):
     """The lock's content when this process holds it; None otherwise (or when unreadable)."""
     try:
         holder = read_json(path)
@@ -160,12 +160,12 @@ def _held_by_me(path):
 
 def refresh_lock(path):
     """Show that the holder (this process) is alive."""
-    holder = _held_by_me(path)
+    holder = held_by_me(path)
     if holder is not None:
         write_json(path, {**holder, "heartbeat": time.time()})
 
 
 def release_lock(path):
     """Remove the lock file if this process holds it."""
-    if _held_by_me(path) is not None:
+    if held_by_me(path) is not None:
         Path(path).unlink(missing_ok=True)

@@ -3,9 +3,17 @@
 The article's model learns its 50,000 training pictures almost by heart (97%) but
 gets 83.5% of the test pictures right: it overfits. Its closing words propose
 Dropout, L2 regularisation and tuning the optimiser. A *recipe* is a dict of those
-settings; :data:`~vggcifar.settings.ARTICLE_RECIPE` reproduces the article and
-:data:`~vggcifar.settings.IMPROVED_RECIPE` switches every improvement on (both are
-defined, with their check, in :mod:`vggcifar.settings`). Everything here is plain
+settings; :data:`~vggcifar.settings.ARTICLE_RECIPE` reproduces the article,
+:data:`~vggcifar.settings.IMPROVED_RECIPE` switches every improvement on and
+:data:`~vggcifar.settings.QUICK_RECIPE` is made for ten minutes on a CPU (all three
+are defined, with their check, in :mod:`vggcifar.settings`).
+
+**Small crops.** The model ends in ``Flatten`` after five 2x2 poolings with "same"
+padding, so a 24x24 picture also comes out as 1x1x512 and the same weights apply:
+training on random 24x24 windows costs about half the arithmetic of whole pictures.
+The last epoch trains on whole pictures, so that BatchNormalization's moving
+statistics (and the layers after it) match the pictures the model will predict; until
+then the validation figures, computed on whole pictures, read low. Everything here is plain
 Keras, so a model trained with any recipe saves and loads with Keras alone.
 
 ================  ===================================================================
@@ -21,6 +29,8 @@ Keras, so a model trained with any recipe saves and loads with Keras alone.
 ``cutout``        side of a grey square hidden at a random place (0: off)
 ``label_smoothing`` share of the target spread over all classes
 ``bn_momentum``   how slowly BatchNormalization's moving statistics follow the batches
+``small_crops``   side of the random windows the first epochs train on (0: off)
+``small_crops_share`` share of the epochs trained on those windows (the last: whole pictures)
 ================  ===================================================================
 
 **Weight decay, Keras and PyTorch.** PyTorch's ``weight_decay=λ`` adds ``λ·w`` to every
@@ -37,7 +47,7 @@ from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, ch
 
 __all__ = ["ARTICLE_RECIPE", "IMPROVED_RECIPE", "check_recipe", "make_schedule",
            "make_optimizer", "compile_recipe", "model_options", "augment_batch",
-           "make_augmenter"]
+           "make_augmenter", "small_crop_epochs"]
 
 
 # --- learning-rate schedules -------------------------------------------------------
@@ -92,14 +102,15 @@ def model_options(recipe):
 
 # --- data augmentation -------------------------------------------------------------
 
-def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0):
+def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=None):
     """Randomly changed copies of a batch of uint8 pictures (shape n, height, width, 3).
 
     Each picture independently: mirrored left-right with probability 1/2 (never
     upside down: CIFAR-10 has no upside-down ships), moved by up to ``crop_padding``
     pixels in each direction (pad with mirrored edges, cut a window of the old size),
-    and a grey ``cutout`` x ``cutout`` square hidden somewhere. ``seed`` (two integers)
-    fixes the randomness, so a seeded run is repeatable.
+    and a grey ``cutout`` x ``cutout`` square hidden somewhere. ``size`` (the recipe's
+    ``small_crops``) then cuts a random ``size`` x ``size`` window out of each picture.
+    ``seed`` (two integers) fixes the randomness, so a seeded run is repeatable.
     """
     import tensorflow as tf
 
@@ -112,10 +123,7 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0):
         p = crop_padding
         padded = tf.pad(pictures, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
         corner = tf.random.stateless_uniform([n, 2], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-        rows = corner[:, :1] + tf.range(height)[None, :]  # (n, height) rows to keep
-        cols = corner[:, 1:] + tf.range(width)[None, :]
-        pictures = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
-                             batch_dims=1)
+        pictures = _windows(padded, corner, height, width)
     if cutout:
         corner = tf.random.stateless_uniform([n, 2], seeds[2], -(cutout // 2),
                                              max(height, width) - cutout // 2, dtype=tf.int32)
@@ -123,20 +131,50 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0):
         inside_cols = _between(tf.range(width)[None, :], corner[:, 1:], cutout)
         hidden = inside_rows[:, :, None] & inside_cols[:, None, :]
         pictures = tf.where(hidden[..., None], tf.constant(128, pictures.dtype), pictures)
+    if size and (size < height or size < width):
+        size_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
+        corner = tf.random.stateless_uniform([n, 2], size_seed, 0, 2**30, dtype=tf.int32)
+        corner = corner % tf.constant([[height - size + 1, width - size + 1]])
+        pictures = _windows(pictures, corner, size, size)
     return pictures
+
+
+def _windows(pictures, corner, height, width):
+    """From each picture, the ``height`` x ``width`` window whose top-left pixel is its row of ``corner``."""
+    import tensorflow as tf
+
+    rows = corner[:, :1] + tf.range(height)[None, :]  # (n, height) rows to keep
+    cols = corner[:, 1:] + tf.range(width)[None, :]
+    return tf.gather(tf.gather(pictures, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
 
 
 def _between(index, start, size):
     return (index >= start) & (index < start + size)
 
 
-def make_augmenter(recipe):
-    """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`; None when all is off."""
+def make_augmenter(recipe, size=None):
+    """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`; None when all is off.
+
+    ``size`` cuts every picture to a random ``size`` x ``size`` window at the end (the
+    recipe's ``small_crops``, in the epochs that use them).
+    """
     recipe = check_recipe(recipe)
-    if not (recipe["flip"] or recipe["crop_padding"] or recipe["cutout"]):
+    if not (recipe["flip"] or recipe["crop_padding"] or recipe["cutout"] or size):
         return None
 
     def augment(pictures, seed):
-        return augment_batch(pictures, seed, flip=recipe["flip"],
-                             crop_padding=recipe["crop_padding"], cutout=recipe["cutout"])
+        return augment_batch(pictures, seed, flip=recipe["flip"], crop_padding=recipe["crop_padding"],
+                             cutout=recipe["cutout"], size=size)
     return augment
+
+
+def small_crop_epochs(recipe, epochs):
+    """How many of the first epochs train on ``small_crops``: the recipe's share, rounded down.
+
+    The last epoch always sees whole pictures, so that BatchNormalization's moving
+    statistics and the last layers are set for the pictures the model will predict.
+    """
+    recipe = check_recipe(recipe)
+    if not recipe["small_crops"]:
+        return 0
+    return min(int(recipe["small_crops_share"] * epochs), epochs - 1)

@@ -47,8 +47,9 @@ from pathlib import Path
 import keras
 
 from .environment import environment_report
-from .files import (TEMPORARY_PREFIX, LockedError, acquire_lock, read_json, refresh_lock,
-                    release_lock, replacing, write_json, write_text)
+from .files import (TEMPORARY_PREFIX, LockedError, acquire_lock, held_by_me, read_json,
+                    refresh_lock, release_lock, replacing, write_json, write_text)
+from .settings import ARTICLE_RECIPE
 from .speed import speedups_applied
 
 PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
@@ -90,6 +91,10 @@ class RunFolder(keras.callbacks.Callback):
         self.overwrite, self.test_data = overwrite, test_data
         self.batch_size = batch_size or self.run_params.get("batch_size", 64)
         self.history, self.finished, self._resumed = {}, False, False
+        #: True while ``fit`` is called in parts (several calls, each ending at an earlier
+        #: epoch than the run's ``epochs``, as :func:`vggcifar.training.run_training`
+        #: does for ``small_crops``); the run is finished by the part that reaches the end.
+        self.in_parts = False
         check_free(self.run_dir, self.run_params, overwrite)
 
     # --- before fit ---------------------------------------------------------------
@@ -137,9 +142,14 @@ class RunFolder(keras.callbacks.Callback):
             raise RunFolderError("call run.resume(model) before model.fit, and pass what it "
                                  "returns as initial_epoch")
         wanted = self.run_params.get("epochs")
-        if wanted is not None and self.params.get("epochs") != wanted:
+        if wanted is not None and self.params.get("epochs") != wanted and not self.in_parts:
             raise RunFolderError(f"the run's parameters say epochs={wanted}, but fit was called "
                                  f"with epochs={self.params.get('epochs')}")
+        if wanted is not None and self.params.get("epochs") > wanted:
+            raise RunFolderError(f"the run's parameters say epochs={wanted}, but fit was called "
+                                 f"with epochs={self.params.get('epochs')}, beyond its end")
+        if held_by_me(self.run_dir / LOCK) is None and not self.finished:  # a later part
+            acquire_lock(self.run_dir / LOCK, f"run_dir {str(self.run_dir)!r}")
 
     def on_epoch_begin(self, epoch, logs=None):
         done = len(self.history.get("epoch", []))
@@ -164,8 +174,8 @@ class RunFolder(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         done = len(self.history.get("epoch", []))
-        if done and not self.finished and (done >= self.params.get("epochs", done)
-                                           or self.model.stop_training):
+        wanted = self.run_params.get("epochs") or self.params.get("epochs", done)
+        if done and not self.finished and (done >= wanted or self.model.stop_training):
             test = self._score_test()
             finish_run(self.run_dir, self.model, self.history,
                        {**environment_report(show=False), **_precision_and_strategy(self.model),
@@ -224,6 +234,9 @@ def _comparable(params):
 
 
 def _differences(old, new):
+    """Parameters that differ; a recipe setting missing from an older run's record had its
+    article value (the only one the versions before that setting knew)."""
+    old = {**{k: v for k, v in ARTICLE_RECIPE.items() if k in new}, **old}
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k)}
 

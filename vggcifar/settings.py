@@ -1,9 +1,9 @@
 """Every default and every check of the notebooks' parameters, in one place.
 
 :data:`ARTICLE` holds the article's settings, the defaults of every notebook's
-parameters cell; :data:`TRAINING` the settings that notebook 03 adds; the two
-recipes (:data:`ARTICLE_RECIPE`, :data:`IMPROVED_RECIPE`) the training settings of
-notebook 06. :func:`check_params` checks any of them where they enter (a
+parameters cell; :data:`TRAINING` the settings that notebook 03 adds; the three
+recipes (:data:`ARTICLE_RECIPE`, :data:`IMPROVED_RECIPE`, :data:`QUICK_RECIPE`) the
+training settings of notebook 06. :func:`check_params` checks any of them where they enter (a
 notebook's second cell, :func:`vggcifar.training.run_training`) and raises an error
 that names the parameter and what it may be, before any download or training.
 
@@ -45,24 +45,45 @@ ALLOWED_SOURCES = ("'cifar10' (download), 'synthetic' (generated, offline), or a
 MAX_SEED = 2**32 - 1
 
 OPTIMIZERS = ("adam", "sgd")
+#: Smallest side of the training crops of ``small_crops`` (a recipe setting).
+MIN_SMALL_CROPS = 8
 SCHEDULES = ("constant", "cosine", "one_cycle")
 
 #: The article's recipe: Adam with its defaults, no regularisation, no augmentation.
 ARTICLE_RECIPE = {
     "optimizer": "adam", "learning_rate": 0.001, "schedule": "constant", "warmup": 0.0,
     "dropout": 0.0, "weight_decay": 0.0, "flip": False, "crop_padding": 0, "cutout": 0,
-    "label_smoothing": 0.0, "bn_momentum": 0.99,
+    "label_smoothing": 0.0, "bn_momentum": 0.99, "small_crops": 0, "small_crops_share": 0.0,
 }
 
 #: Every improvement on; settings common in the CIFAR-10 literature for VGG-type networks.
 IMPROVED_RECIPE = {
     "optimizer": "sgd", "learning_rate": 0.05, "schedule": "one_cycle", "warmup": 0.15,
     "dropout": 0.5, "weight_decay": 5e-4, "flip": True, "crop_padding": 4, "cutout": 0,
-    "label_smoothing": 0.1, "bn_momentum": 0.9,
+    "label_smoothing": 0.1, "bn_momentum": 0.9, "small_crops": 0, "small_crops_share": 0.0,
 }
 
+#: The ten-minute recipe for classes without GPUs: the article's model past 78% on a
+#: 2-core CPU, trained with :data:`QUICK_BUDGET` (bench/README.md shows what each
+#: setting bought). Small random crops make the first epochs faster; the last epoch
+#: trains on whole pictures.
+QUICK_RECIPE = {
+    "optimizer": "sgd", "learning_rate": 0.2, "schedule": "one_cycle", "warmup": 0.25,
+    "dropout": 0.0, "weight_decay": 5e-4, "flip": True, "crop_padding": 2, "cutout": 0,
+    "label_smoothing": 0.2, "bn_momentum": 0.9, "small_crops": 24, "small_crops_share": 0.8,
+}
+
+#: The named recipes: what ``recipe=...`` selects (notebook 06, run_training, the sweeps).
+RECIPES = {"article": ARTICLE_RECIPE, "improved": IMPROVED_RECIPE, "quick": QUICK_RECIPE}
+#: The epochs and batch size each recipe is made for (article and improved: the article's).
+QUICK_BUDGET = {"epochs": 5, "batch_size": 512}
+BUDGETS = {"article": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
+           "improved": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
+           "quick": QUICK_BUDGET}
+
 #: Parameters that say how to run, not what the run is: left out of ``params.json``.
-NOT_RECORDED = ("overwrite", "speedups", "data_cache")
+#: (``recipe`` only names a set of values; the values themselves are recorded.)
+NOT_RECORDED = ("overwrite", "speedups", "data_cache", "recipe")
 
 
 class ParameterError(ValueError):
@@ -104,6 +125,19 @@ def _flag(name, value):
     if not isinstance(value, bool):
         raise ParameterError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def _share(name, value):
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ParameterError(f"{name} must be a number in [0.0, 1.0], got {value!r}")
+    return float(value)
+
+
+def _small_crops(value):
+    if not _is_whole(value) or not (value == 0 or MIN_SMALL_CROPS <= value <= 4096):
+        raise ParameterError(f"small_crops must be 0 (off) or the side in pixels of the training "
+                             f"crops, a whole number >= {MIN_SMALL_CROPS}; got {value!r}")
+    return int(value)
 
 
 def check_subset(subset):
@@ -167,6 +201,7 @@ _CHECKS = {
     "deterministic": lambda v: _flag("deterministic", v),
     "overwrite": lambda v: _flag("overwrite", v),
     "speedups": lambda v: _one_of("speedups", v, SPEEDUPS),
+    "recipe": lambda v: _one_of("recipe", v, tuple(RECIPES)),
     # the recipe
     "optimizer": lambda v: _one_of("optimizer", v, OPTIMIZERS),
     "learning_rate": lambda v: _number("learning_rate", v, 0.0, 10.0, positive=True),
@@ -179,6 +214,8 @@ _CHECKS = {
     "cutout": lambda v: _whole("cutout", v, 0, 32),
     "label_smoothing": lambda v: _number("label_smoothing", v, 0.0, 1.0),
     "bn_momentum": lambda v: _number("bn_momentum", v, 0.0, 1.0),
+    "small_crops": lambda v: _small_crops(v),
+    "small_crops_share": lambda v: _share("small_crops_share", v),
 }
 
 
@@ -215,14 +252,21 @@ def check_recipe(recipe):
     return check_params(**{**ARTICLE_RECIPE, **recipe})
 
 
-def run_params(**params):
+def run_params(recipe=None, **params):
     """All parameters of a training run, checked, as its ``params.json`` records them.
 
     Those not given take the article's values (:data:`ARTICLE`, :data:`TRAINING`,
-    :data:`ARTICLE_RECIPE`), so every run folder records every setting; the
-    parameters in :data:`NOT_RECORDED` (how to run, not what) are left out.
+    :data:`ARTICLE_RECIPE`) or, with ``recipe`` (a name of :data:`RECIPES`), that
+    recipe's settings and budget (:data:`BUDGETS`); there a recipe setting, ``epochs``
+    or ``batch_size`` given as None also keeps the recipe's value. Every run folder
+    records every setting; the parameters in :data:`NOT_RECORDED` are left out.
     """
-    full = check_params(**{**ARTICLE, **TRAINING, **ARTICLE_RECIPE, **params})
+    chosen = {}
+    if recipe is not None:
+        name = _one_of("recipe", recipe, tuple(RECIPES))
+        chosen = {**RECIPES[name], **BUDGETS[name]}
+        params = {k: v for k, v in params.items() if not (k in chosen and v is None)}
+    full = check_params(**{**ARTICLE, **TRAINING, **ARTICLE_RECIPE, **chosen, **params})
     return {name: value for name, value in full.items() if name not in NOT_RECORDED}
 
 

@@ -17,11 +17,11 @@ import numpy as np
 
 from .data import load_data, one_hot, stratified_split
 from .environment import choose_precision, choose_strategy, precision_policy
-from .improvements import compile_recipe, make_augmenter, model_options
+from .improvements import compile_recipe, make_augmenter, model_options, small_crop_epochs
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_params
 from .settings import (ARTICLE_RECIPE, DATA_CACHE, HOLDOUT_SHARE, TRAINING, VALIDATIONS,
-                       check_batch_size, check_params, recipe_of, run_params)
+                       ParameterError, check_batch_size, check_params, recipe_of, run_params)
 from .speed import SpeedUps
 
 
@@ -107,14 +107,16 @@ def run_training(*, overwrite=False, **params):
     """Notebook 03's steps in one call (with the recipe in ``params``, notebook 06's).
 
     ``params`` are the notebook parameters and recipe settings (see
-    :mod:`vggcifar.settings`); those not given take the article's values. A run folder
+    :mod:`vggcifar.settings`); those not given take the article's values, or with
+    ``recipe="improved"`` or ``"quick"`` that recipe's settings and budget. A run folder
     that holds the same run resumes it (or loads it, when finished); one with other
     parameters raises, unless ``overwrite=True``. Returns ``(model, dataset, history)``.
     """
+    recipe_name = params.pop("recipe", None)
     speedups = params.pop("speedups", TRAINING["speedups"])
     data_cache = params.pop("data_cache", DATA_CACHE)
     check_params(overwrite=overwrite, speedups=speedups, data_cache=data_cache)
-    record = run_params(**params)
+    record = run_params(recipe_name, **params)
     run = RunFolder(record["run_dir"], record, overwrite=overwrite)  # checked before the download
     seed_everything(record["seed"], record["deterministic"])
     dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"],
@@ -123,6 +125,9 @@ def run_training(*, overwrite=False, **params):
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], record["seed"])
     recipe, batch_size, classes = recipe_of(record), record["batch_size"], dataset.num_classes
     check_batch_size(batch_size, len(x_train))
+    if recipe["small_crops"] >= min(x_train.shape[1:3]):
+        raise ParameterError(f"small_crops must be smaller than the pictures "
+                             f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}")
     distribution = choose_strategy(record["strategy"])
     with precision_policy(choose_precision(record["precision"])), distribution.scope():
         model = build_vgg16(dataset.input_shape, classes, **model_options(recipe))
@@ -133,20 +138,32 @@ def run_training(*, overwrite=False, **params):
     if record["validation"] == "holdout":  # the test split is scored once, at the end
         run.test_data = (pixels_to_float(dataset.x_test), one_hot(dataset.y_test, classes))
     initial_epoch = run.resume(model)
-    augment = make_augmenter(recipe)
-    if augment is None:  # as in notebook 03 and the article: arrays, shuffled by Keras
-        training_data = {"x": pixels_to_float(x_train), "y": one_hot(y_train, classes),
-                         "batch_size": batch_size}
-    else:
-        training_data = {"x": make_pipeline(x_train, y_train, classes, batch_size, shuffle=True,
-                                            seed=record["seed"], augment=augment),
-                         "shuffle": False}  # the pipeline shuffles, every epoch anew
     board = keras.callbacks.TensorBoard(str(run.run_dir / LOGS))  # tensorboard --logdir <folder>
-    model.fit(**training_data, epochs=record["epochs"], initial_epoch=initial_epoch,
-              validation_data=(pixels_to_float(x_val), one_hot(y_val, classes)),
-              validation_batch_size=batch_size,
-              callbacks=[run, board, SpeedUps(speedups)],
-              verbose=2)
+    validation_data = (pixels_to_float(x_val), one_hot(y_val, classes))
+    small_epochs = small_crop_epochs(recipe, record["epochs"])
+    run.in_parts = small_epochs > 0
+    # Epochs 1..small_epochs on small random crops (if the recipe says so), then whole pictures:
+    # one fit per picture size, so that each is compiled for fixed shapes.
+    parts = [(recipe["small_crops"], small_epochs)] if small_epochs else []
+    for size, last_epoch in parts + [(None, record["epochs"])]:
+        if size and last_epoch <= initial_epoch:
+            continue  # that part is done (resumed after it)
+        augment = make_augmenter(recipe, size)
+        if augment is None:  # as in notebook 03 and the article: arrays, shuffled by Keras
+            training_data = {"x": pixels_to_float(x_train), "y": one_hot(y_train, classes),
+                             "batch_size": batch_size}
+        else:
+            training_data = {"x": make_pipeline(x_train, y_train, classes, batch_size,
+                                                shuffle=True, seed=record["seed"],
+                                                augment=augment),
+                             "shuffle": False}  # the pipeline shuffles, every epoch anew
+        if parts and size is None:  # compiled anew for whole pictures, with their fixed shape
+            model.make_train_function(force=True)
+        model.fit(**training_data, epochs=last_epoch, initial_epoch=initial_epoch,
+                  validation_data=validation_data, validation_batch_size=batch_size,
+                  callbacks=[run, board, SpeedUps(speedups)],
+                  verbose=2)
+        initial_epoch = max(initial_epoch, last_epoch)
     return model, dataset, run.history
 
 
