@@ -14,7 +14,7 @@ import pytest
 import vggcifar
 from conftest import NOTEBOOKS
 from test_keras_alone import load_with_keras_alone
-from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, TRAINING
+from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, QUICK_RECIPE, TRAINING, recipe_of, run_params
 
 NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
 BEYOND = ["06_improvements", "07_evaluation", "08_sweeps"]
@@ -116,8 +116,11 @@ def test_the_articles_code_cells_build_the_packages_model():
 
 def test_improvements_notebook_defaults_are_the_improved_recipe_with_honest_validation():
     values = parameters_of(read("06_improvements"))
-    assert {k: values[k] for k in IMPROVED_RECIPE} == IMPROVED_RECIPE
-    assert values["validation"] == "holdout" and values["run_dir"] != values["article_run_dir"]
+    assert values["recipe"] == "improved" and values["run_dir"] is None  # "runs/improved"
+    assert all(values[k] is None for k in [*IMPROVED_RECIPE, "epochs", "batch_size"])  # the recipe's
+    chosen = run_params(values["recipe"], **{k: values[k] for k in [*IMPROVED_RECIPE, "epochs", "batch_size"]})
+    assert recipe_of(chosen) == IMPROVED_RECIPE and chosen["epochs"] == ARTICLE["epochs"]
+    assert values["validation"] == "holdout" and values["article_run_dir"] == "runs/article"
     assert values["article_run_dir"] == parameters_of(read("03_training"))["run_dir"]
     assert parameters_of(read("03_training"))["validation"] == "test"  # the article's way
 
@@ -158,7 +161,8 @@ def prepared(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("prepared")
     run_dir = folder / "run"
-    extra = {"06_improvements": {"run_dir": str(folder / "improved"), "article_run_dir": str(run_dir)},
+    extra = {"06_improvements": {"run_dir": str(folder / "improved"), "article_run_dir": str(run_dir),
+                                 "recipe": "quick"},  # the quick recipe's settings, at CI's size
              "08_sweeps": {"run_dir": str(folder / "sweep"), "batch_sizes": [16], "epochs": 2}}
     for name in ALL:
         papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", folder / f"{name}.ipynb",
@@ -180,10 +184,11 @@ def test_every_notebook_runs_under_nbval(prepared):
     for produced in ("params.json", "history.csv", "metrics.json", "model.keras", "accuracy.png",
                      "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5", "cifar10-CNN.h5"):
         assert (run_dir / produced).exists(), produced
-    # 06: its own run, with the improved recipe, validated on held-out pictures
+    # 06: its own run, with the recipe given (quick), validated on held-out pictures
     improved = run_dir.parent / "improved"
     params = json.loads((improved / "params.json").read_text())
-    assert params["validation"] == "holdout" and params["optimizer"] == IMPROVED_RECIPE["optimizer"]
+    assert params["validation"] == "holdout" and recipe_of(params) == QUICK_RECIPE
+    assert (params["epochs"], params["batch_size"]) == (SMALL["epochs"], SMALL["batch_size"])
     assert "test_accuracy" in json.loads((improved / "metrics.json").read_text())
     # 03's run was reused by 06, not trained again (one history row, article recipe)
     assert json.loads((run_dir / "params.json").read_text())["dropout"] == 0.0
