@@ -11,7 +11,7 @@ are defined, with their check, in :mod:`vggcifar.settings`).
 **Small crops.** The model ends in ``Flatten`` after five 2x2 poolings with "same"
 padding, so a 24x24 picture also comes out as 1x1x512 and the same weights apply:
 training on random 24x24 windows costs about half the arithmetic of whole pictures
-(on the project's 2-core CPU an epoch took about 0.7 times as long, and bought no more
+(on the project's 2-core CPU an epoch took about 0.75 times as long, and bought no more
 accuracy per minute than whole pictures: bench/README.md).
 The last epoch trains on whole pictures, so that BatchNormalization's moving
 statistics (and the layers after it) match the pictures the model will predict; until
