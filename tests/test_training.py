@@ -14,7 +14,7 @@ from vggcifar.model import build_vgg16
 from vggcifar.runs import RunFolder
 from vggcifar.settings import ParameterError, check_params, run_params
 from vggcifar.training import (compile_like_article, ensure_finished_run, pixels_to_float,
-                               run_training)
+                               run_training, training_time_note)
 
 PARAMS = {"data": "synthetic", "subset": 20, "epochs": 2, "batch_size": 32}
 
@@ -201,7 +201,9 @@ def test_run_training_is_notebook_03_in_one_call(tmp_path, capsys):
     params = dict(epochs=1, batch_size=16, data="synthetic", subset=3, seed=0,
                   run_dir=str(tmp_path / "made"), precision="float32")
     assert ensure_finished_run("04_plots", **params) is True
-    assert "No finished run" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "No finished run" in said and "00_article.ipynb" in said and "/content/drive/" in said
+    assert "It trains 1 epoch(s) of about 30 pictures" in said
     assert runs.load_history(params["run_dir"])["epoch"] == [1]
     saved = runs.load_params(params["run_dir"])
     assert saved["setup"]["optimizer"]["class"] == "Adam" and saved["dropout"] == 0.0
@@ -248,3 +250,14 @@ def test_settings_that_do_not_fit_the_data_stop_before_training(tmp_path, monkey
     with pytest.raises(error, match=message):
         run_training(epochs=1, data="synthetic", run_dir=str(tmp_path / "r"), **params)
     assert not (tmp_path / "r" / runs.HISTORY).exists()
+
+
+def test_the_time_a_missing_run_takes_is_said_for_gpu_and_cpu():
+    article = run_params()
+    note = training_time_note(article, gpu=False)
+    assert "20 epoch(s) of about 50,000 pictures" in note
+    assert "about 11 min with a GPU" in note  # 20 x 34 s
+    assert "1.8 h to 5.7 h on a 2-core CPU" in note and "no GPU" in note
+    small = training_time_note(run_params(subset=500, epochs=2), gpu=True)
+    assert "about 5,000 pictures" in small and "about 7 s with a GPU" in small
+    assert "This machine has a GPU" in small

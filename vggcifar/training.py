@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from .data import load_data, one_hot, stratified_split
-from .environment import choose_precision, choose_strategy, precision_policy
+from .environment import accelerator_present, choose_precision, choose_strategy, precision_policy
 from .improvements import compile_recipe, make_augmenter, model_options, small_crop_epochs
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_params
@@ -167,6 +167,30 @@ def run_training(*, overwrite=False, **params):
     return model, dataset, run.history
 
 
+#: Seconds per epoch of 50,000 pictures, for telling a student how long a missing run takes:
+#: the article's Colab GPU (about 34 s), and this project's 2-core CPU with the speed-ups,
+#: from the median step to the wall clock with pauses (bench/README.md: 5.5 to 17 minutes).
+EPOCH_SECONDS = {"gpu": 34, "cpu": (330, 1020)}
+DRIVE_EXAMPLE = "/content/drive/MyDrive/vggcifar/article"
+
+
+def _duration(seconds):
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def training_time_note(record, gpu):
+    """How long training ``record`` (resolved parameters) takes, roughly, with and without a GPU."""
+    pictures = record["subset"] * 10 if record["subset"] else 50_000
+    share = record["epochs"] * pictures / 50_000
+    low, high = (share * s for s in EPOCH_SECONDS["cpu"])
+    return (f"It trains {record['epochs']} epoch(s) of about {pictures:,} pictures: about "
+            f"{_duration(share * EPOCH_SECONDS['gpu'])} with a GPU (the article's Colab GPU took 34 s "
+            f"an epoch), {_duration(low)} to {_duration(high)} on a 2-core CPU. "
+            + ("This machine has a GPU." if gpu else "This machine has no GPU: expect the CPU time."))
+
+
 def ensure_finished_run(notebook, **params):
     """For 04 to 07: use the finished run in ``params['run_dir']``, or make one now.
 
@@ -184,6 +208,10 @@ def ensure_finished_run(notebook, **params):
     print(f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
           f"notebook runs on its own machine, so its files are not here unless run_dir is on "
           f"Google Drive.\n{notebook} therefore trains a run now, with this notebook's "
-          f"parameters {record}. Everything below comes from this run made by {notebook}.")
+          f"parameters {record}. {training_time_note(record, accelerator_present())}\n"
+          f"To train once and share the run: give 03 and this notebook the same run_dir on "
+          f"Google Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the "
+          f"article's five steps on one machine. Everything below comes from this run made by "
+          f"{notebook}.")
     run_training(**params)  # resumes a cut-off run with the same parameters; never mixes runs
     return True
