@@ -1,0 +1,211 @@
+"""The habits every notebook keeps (``tools/check_notebooks.py``), and the pre-commit hook
+that strips outputs without losing the cell ids or the ``parameters`` tag. No kernel runs."""
+
+import copy
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("check_notebooks", REPO / "tools" / "check_notebooks.py")
+check_notebooks = sys.modules["check_notebooks"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(check_notebooks)
+project_home = check_notebooks.project_home
+
+BAD = "notebooks/bad.ipynb"
+
+
+def test_the_repositorys_notebooks_keep_the_habits():
+    found = check_notebooks.problems()
+    assert not found, "\n".join(found)
+
+
+def test_every_notebook_is_checked_subfolders_included():
+    found = {p.relative_to(REPO).as_posix() for p in check_notebooks.notebook_paths()}
+    assert found == {p.relative_to(REPO).as_posix() for p in (REPO / "notebooks").rglob("*.ipynb")
+                     if ".ipynb_checkpoints" not in p.parts}
+    assert "notebooks/01_data.ipynb" in found
+
+
+# --- each rule, on a small notebook in a repository made in tmp_path ----------------
+
+def good_notebook(relative=BAD):
+    """A notebook that keeps every habit: links to itself, GPU metadata, one literal parameters cell."""
+    home = project_home.current_home()
+    links = (f'<a href="{project_home.colab_link(home, relative)}">Run in Google Colab</a>\n'
+             f'<a href="{project_home.github_link(home, relative)}">View source on GitHub</a>')
+    notebook = new_notebook(metadata={"accelerator": "GPU", "colab": {"gpuType": "T4"}})
+    notebook.cells = [
+        new_markdown_cell(f"# A test · テスト\n\n{links}\n<!-- ja -->\nテスト用のノートブック。", id="title"),
+        new_code_cell("# the article's settings\nepochs = 20\nrun_dir = 'runs/article'  # where\n"
+                      "sizes = (32, 32)", id="parameters", metadata={"tags": ["parameters"]}),
+        new_code_cell("print(epochs)", id="print"),
+    ]
+    return notebook
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """An empty repository in tmp_path that the check reads instead of this one."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "README.md").write_text("no Colab links here\n")
+    (tmp_path / "pyproject.toml").write_text(f'Homepage = "{project_home.current_home()}"\n')
+    monkeypatch.setattr(project_home, "REPO", tmp_path)
+    return tmp_path
+
+
+def problems_of(repo, notebook, relative=BAD):
+    """Write ``notebook`` (a plain dict, as a file may hold it) at ``relative``; what the check reports."""
+    path = repo / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook, indent=1))
+    return check_notebooks.problems()
+
+
+def assert_one_problem(found, rule, words, relative=BAD):
+    """Exactly one problem line, naming the notebook and the rule, and saying ``words``."""
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{relative}: {rule}: ") and words in found[0], found[0]
+
+
+def test_a_notebook_keeping_every_habit_has_no_problem(repo):
+    assert problems_of(repo, good_notebook()) == []
+
+
+def test_outputs_and_execution_counts_are_problems(repo):
+    notebook = good_notebook()
+    notebook.cells[2].outputs = [new_output("stream", text="20\n")]
+    assert_one_problem(problems_of(repo, notebook), "outputs", "cell 'print' has committed outputs")
+    notebook.cells[2].outputs, notebook.cells[2].execution_count = [], 3
+    assert_one_problem(problems_of(repo, notebook), "outputs", "cell 'print' has an execution count")
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda cells: cells[1].metadata.pop("tags"), "0 cells are tagged 'parameters'"),
+    (lambda cells: cells[2].metadata.update(tags=["parameters"]), "2 cells are tagged 'parameters'"),
+    (lambda cells: setattr(cells[1], "source", "epochs = 10 * 2"), "line 1: only `name = literal`"),
+    (lambda cells: setattr(cells[1], "source", "epochs = 20\nimport os"), "line 2: only `name = literal`"),
+    (lambda cells: setattr(cells[1], "source", "epochs = batch = 20"), "line 1: only `name = literal`"),
+    (lambda cells: setattr(cells[1], "source", "epochs = ("), "not valid Python"),
+], ids=["none", "two", "expression", "import", "two-names", "syntax"])
+def test_exactly_one_parameters_cell_of_literal_assignments(repo, change, words):
+    notebook = good_notebook()
+    change(notebook.cells)
+    assert_one_problem(problems_of(repo, notebook), "parameters", words)
+
+
+@pytest.mark.filterwarnings("ignore")  # nbformat, reading for the links rule, warns about the ids too
+def test_cells_without_ids_or_with_the_same_id_are_problems(repo):
+    notebook = good_notebook()
+    del notebook.cells[2]["id"]
+    assert_one_problem(problems_of(repo, notebook), "ids", "cell 2 (code) has no id")
+    notebook.cells[2]["id"] = "title"
+    assert_one_problem(problems_of(repo, notebook), "ids", "2 cells share the id 'title'")
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda metadata: metadata.pop("accelerator"), '"accelerator": "GPU"'),
+    (lambda metadata: metadata.update(accelerator="None"), '"accelerator": "GPU"'),
+    (lambda metadata: metadata["colab"].pop("gpuType"), "gpuType"),
+    (lambda metadata: metadata.pop("colab"), "gpuType"),
+], ids=["no-accelerator", "cpu", "no-gpuType", "no-colab"])
+def test_colab_opens_the_notebook_on_a_gpu(repo, change, words):
+    notebook = good_notebook()
+    change(notebook.metadata)
+    assert_one_problem(problems_of(repo, notebook), "metadata", words)
+
+
+def test_links_point_at_the_notebook_itself(repo):
+    notebook = good_notebook(relative="notebooks/other.ipynb")  # a copy of another notebook's links
+    found = problems_of(repo, notebook)
+    assert found and all(line.startswith(f"{BAD}: links: ") for line in found), found
+    assert any("no 'Run in Google Colab' link" in line for line in found)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("# A test · テスト\n\nEnglish only.", "has 0 '<!-- ja -->' lines"),
+    ("English.\n<!-- ja -->\n英語。\n<!-- ja -->\n日本語。", "has 2 '<!-- ja -->' lines"),
+    ("English. <!-- ja --> 日本語。", "has 0 '<!-- ja -->' lines"),  # the marker is a line of its own
+    ("\n<!-- ja -->\nテスト用のノートブック。", "has no English before"),
+    ("English.\n<!-- ja -->\nEnglish again.", "has no Japanese (kana or kanji) after"),
+    ("English.\n<!-- ja -->\n", "has no Japanese (kana or kanji) after"),
+], ids=["no-marker", "two-markers", "inline-marker", "no-english", "not-japanese", "empty-japanese"])
+def test_every_markdown_cell_is_english_then_japanese(repo, text, words):
+    notebook = good_notebook()
+    notebook.cells.append(new_markdown_cell(text, id="prose"))
+    assert_one_problem(problems_of(repo, notebook), "bilingual", f"markdown cell 'prose' {words}")
+
+
+def test_notebooks_in_subfolders_are_checked_too(repo):
+    relative = "notebooks/solutions/bad.ipynb"
+    notebook = good_notebook(relative)
+    notebook.cells[2].execution_count = 1
+    assert_one_problem(problems_of(repo, notebook, relative), "outputs", "execution count", relative)
+
+
+def test_the_command_prints_each_problem_and_exits_1(repo, capsys):
+    problems_of(repo, good_notebook())
+    assert check_notebooks.main([]) == 0
+    assert "all 1 notebooks keep the habits" in capsys.readouterr().out
+    notebook = good_notebook()
+    notebook.metadata.pop("accelerator")
+    notebook.cells[2].execution_count = 1
+    problems_of(repo, notebook)
+    assert check_notebooks.main([]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[:2] for line in lines[:-1]] == [[BAD, "outputs"], [BAD, "metadata"]]
+    assert lines[-1] == "2 problem(s) in the notebooks' habits"
+
+
+def test_stats_count_the_english_and_the_japanese_prose(repo, capsys):
+    notebook = good_notebook()
+    notebook.cells.append(new_markdown_cell("  Twelve chars\n<!-- ja -->\n  五文字です  \n", id="prose"))
+    problems_of(repo, notebook)
+    english, japanese = check_notebooks.split_prose(notebook.cells[0].source)
+    assert check_notebooks.prose_stats() == {BAD: (len(english) + 12, len(japanese) + 5)}
+    assert check_notebooks.main(["--stats"]) == 0
+    assert f"English {len(english) + 12:6,d}  Japanese {len(japanese) + 5:6,d}" in capsys.readouterr().out
+
+
+# --- the pre-commit hook that strips outputs ------------------------------------------
+
+def nbstripout_args():
+    """The arguments that .pre-commit-config.yaml gives nbstripout."""
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"] if hook["id"] == "nbstripout"]
+    assert len(hooks) == 1, "one nbstripout hook"
+    return hooks[0].get("args", [])
+
+
+def test_nbstripout_as_configured_strips_outputs_but_keeps_ids_and_the_parameters_tag(tmp_path):
+    original = json.loads((REPO / "notebooks" / "03_training.ipynb").read_text(encoding="utf-8"))
+    executed = copy.deepcopy(original)
+    for number, cell in enumerate(c for c in executed["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = number + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+        cell["metadata"].update(colab={"base_uri": "https://localhost:8080/"}, outputId="abc-123",
+                                ExecuteTime={"end_time": "2026-11-30T03:00:00Z"})
+    path = tmp_path / "03_training.ipynb"
+    path.write_text(json.dumps(executed, indent=1), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "nbstripout", *nbstripout_args(), str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    stripped = json.loads(path.read_text(encoding="utf-8"))
+    assert stripped == original  # outputs, counts and Colab's cell metadata gone; ids and tags kept
+    assert all(check(stripped) == [] for rule, check in check_notebooks.RULES.items())
+
+
+def test_nbstripout_leaves_a_committed_notebook_byte_for_byte(tmp_path):
+    for name in ("01_data", "08_sweeps"):
+        source = REPO / "notebooks" / f"{name}.ipynb"
+        path = tmp_path / source.name
+        shutil.copyfile(source, path)
+        subprocess.run([sys.executable, "-m", "nbstripout", *nbstripout_args(), str(path)], check=True)
+        assert path.read_bytes() == source.read_bytes(), f"nbstripout would rewrite {source.name}"
