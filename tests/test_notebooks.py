@@ -42,7 +42,7 @@ def parameters_of(notebook):
 
 
 def test_the_notebooks_are_there():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == ALL
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == ["00_article", *ALL]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -121,8 +121,9 @@ def test_the_articles_code_cells_build_the_packages_model():
 def test_improvements_notebook_defaults_are_the_improved_recipe_with_honest_validation():
     values = parameters_of(read("06_improvements"))
     assert values["recipe"] == "improved" and values["run_dir"] is None  # "runs/improved"
-    assert all(values[k] is None for k in [*IMPROVED_RECIPE, "epochs", "batch_size"])  # the recipe's
-    chosen = run_params(values["recipe"], **{k: values[k] for k in [*IMPROVED_RECIPE, "epochs", "batch_size"]})
+    names = [*IMPROVED_RECIPE, "epochs", "batch_size"]
+    assert all(values[k] is None for k in names)  # the recipe's
+    chosen = run_params(values["recipe"], **{k: values[k] for k in names})
     assert recipe_of(chosen) == IMPROVED_RECIPE and chosen["epochs"] == ARTICLE["epochs"]
     assert values["validation"] == "holdout" and values["article_run_dir"] == "runs/article"
     assert values["article_run_dir"] == parameters_of(read("03_training"))["run_dir"]

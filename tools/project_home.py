@@ -47,7 +47,7 @@ def github_link(home, path):
 
 
 def notebook_paths():
-    return sorted((REPO / "notebooks").rglob("*.ipynb"))
+    return sorted(p for p in (REPO / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
 def _expected_notebook_links(home, relative):

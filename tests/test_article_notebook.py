@@ -1,0 +1,221 @@
+"""00_article: the five step notebooks in one, generated from them, and trained once when run."""
+
+import ast
+import importlib.util
+import json
+import sys
+
+import nbformat
+import papermill
+import pytest
+
+from conftest import NOTEBOOKS, REPO
+
+spec = importlib.util.spec_from_file_location(
+    "make_article_notebook", REPO / "tools" / "make_article_notebook.py"
+)
+make = sys.modules["make_article_notebook"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make)
+
+ARTICLE = NOTEBOOKS / "00_article.ipynb"
+STEPS = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]
+# The step notebooks' small settings in tests/test_notebooks.py: generated pictures, 10 per class, one epoch.
+SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
+
+
+def read(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def literal_parameters(cell):
+    return {s.targets[0].id: ast.literal_eval(s.value) for s in ast.parse(cell.source).body}
+
+
+def own_cells(name):
+    """A step's cells after its check cell: what 00 copies."""
+    cells = read(name).cells
+    return cells[[c.id for c in cells].index("check-parameters") + 1 :]
+
+
+# (a) in step with 01-05 ------------------------------------------------------------------------
+
+
+def test_the_article_notebook_is_in_step_with_the_five_steps():
+    assert make.STEPS == STEPS
+    found = make.problems()
+    assert not found, "\n".join(found)
+
+
+def test_a_changed_step_is_named_with_the_command_to_run(monkeypatch):
+    def changed(name):
+        notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        if name == "03_training":
+            next(c for c in notebook.cells if c.id == "result").source += "\nprint('one more line')"
+        return notebook
+
+    monkeypatch.setattr(make, "read_step", changed)
+    found = make.problems()
+    assert found[0] == (
+        "00_article is out of step with 03_training: run python tools/make_article_notebook.py"
+    )
+    assert "  cell s3-result: its source differs" in found
+
+
+def test_steps_that_disagree_on_a_default_are_refused(monkeypatch):
+    def disagreeing(name):
+        notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        if name == "04_plots":
+            cell = next(c for c in notebook.cells if c.id == "parameters")
+            cell.source = cell.source.replace("epochs = 20", "epochs = 5")
+        return notebook
+
+    monkeypatch.setattr(make, "read_step", disagreeing)
+    with pytest.raises(make.ArticleNotebookError, match="epochs is 20 in 01_data and 5 in 04_plots"):
+        make.build()
+    assert "cannot be made" in make.problems()[0]
+
+
+# (b) one setup, then every step's cells in order ----------------------------------------------
+
+
+def test_one_install_one_imports_one_parameters_and_one_check_cell():
+    cells = nbformat.read(ARTICLE, as_version=4).cells
+    code = [c for c in cells if c.cell_type == "code"]
+    assert [c.id for c in cells[:8]] == make.SETUP_IDS
+    assert len([c for c in cells if "parameters" in c.metadata.get("tags", [])]) == 1
+    assert len([c for c in code if 'find_spec("vggcifar")' in c.source]) == 1
+    assert (
+        next(c for c in cells if c.id == "install").source
+        == next(c for c in read("01_data").cells if c.id == "install").source
+    )
+    assert len([c for c in code if "environment_report()" in c.source]) == 1
+    assert len([c for c in code if "check_params(" in c.source]) == 1
+    # every step's imports in one cell, `import vggcifar` first; what a step's own cells
+    # define (02's build_vgg16) is left out: that definition serves the later steps
+    imports = next(c for c in cells if c.id == "imports").source
+    assert imports.startswith("import vggcifar  #")
+    defined = make.defined_names({name: make.split_step(name, read(name)) for name in STEPS})
+    assert "build_vgg16" in defined
+
+    def bound(source):
+        return {
+            (type(node).__name__, getattr(node, "module", None), a.name, a.asname)
+            for node in ast.parse(source).body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for a in node.names
+        }
+
+    every = set().union(
+        *(bound(next(c for c in read(name).cells if c.id == "imports").source) for name in STEPS)
+    )
+    assert bound(imports) == {item for item in every if (item[3] or item[2]) not in defined}
+    assert not [c.id for c in code if c.id not in ("imports", "install") and bound(c.source)]
+
+
+def test_the_parameters_are_every_steps_with_the_same_defaults():
+    article = literal_parameters(
+        next(
+            c
+            for c in nbformat.read(ARTICLE, as_version=4).cells
+            if "parameters" in c.metadata.get("tags", [])
+        )
+    )
+    union = {}
+    for name in STEPS:
+        values = literal_parameters(next(c for c in read(name).cells if c.id == "parameters"))
+        assert {k: article.get(k) for k in values} == values, name
+        union.update(values)
+    assert article == union
+    assert set(papermill.inspect_notebook(ARTICLE)) == set(union)
+
+
+def test_every_steps_cells_follow_in_order_under_its_heading():
+    notebook = nbformat.read(ARTICLE, as_version=4)
+    ids = [c.id for c in notebook.cells]
+    assert len(ids) == len(set(ids))
+    by_id = {c.id: c for c in notebook.cells}
+    starts = [ids.index(f"step-{n}") for n in range(1, 6)]
+    assert starts == sorted(starts) and starts[0] == len(make.SETUP_IDS)
+    for n, name in enumerate(STEPS, start=1):
+        end = starts[n] if n < len(STEPS) else len(ids)
+        section = ids[starts[n - 1] + 1 : end]
+        copied = [i for i in section if i != f"s{n}-check-parameters"]
+        assert copied == [f"s{n}-{c.id}" for c in own_cells(name)], name
+        for cell in own_cells(name):
+            assert (by_id[f"s{n}-{cell.id}"].cell_type, by_id[f"s{n}-{cell.id}"].source) == (
+                cell.cell_type,
+                cell.source,
+            )
+        assert by_id[f"step-{n}"].source.startswith(f"# Step {n}: ")
+    # 02 seeds and 03 opens its run folder at the start of their steps, as their own check cells do
+    assert "keras.utils.set_random_seed(seed)" in by_id["s2-check-parameters"].source
+    assert "RunFolder(" in by_id["s3-check-parameters"].source
+    assert ids.index("s3-check-parameters") == starts[2] + 1
+
+
+def test_committed_without_outputs_with_its_own_colab_link_and_a_gpu():
+    notebook = nbformat.read(ARTICLE, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata == read("01_data").metadata and notebook.metadata["accelerator"] == "GPU"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            compile(cell.source, cell.id, "exec")
+    title = notebook.cells[0].source
+    assert title.startswith("# The whole article in one notebook · 記事全体を一つのノートブックで\n")
+    home = make.current_home()
+    assert make.colab_link(home, "notebooks/00_article.ipynb") in title
+    assert make.github_link(home, "notebooks/00_article.ipynb") in title
+
+
+# (c) run once on small settings: it trains once --------------------------------------------
+
+COUNT_FITS = """\
+# test only: count the model.fit calls
+import keras
+FITS = []
+_fit = keras.Model.fit
+def _counted_fit(self, *args, **kwargs):
+    FITS.append(self.name)
+    return _fit(self, *args, **kwargs)
+keras.Model.fit = _counted_fit"""
+
+
+def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
+    notebook = nbformat.read(ARTICLE, as_version=4)
+    at = [c.id for c in notebook.cells].index("imports") + 1
+    notebook.cells.insert(at, nbformat.v4.new_code_cell(COUNT_FITS, id="count-fits"))
+    notebook.cells.append(nbformat.v4.new_code_cell('print("model.fit calls:", FITS)', id="fits"))
+    counted, out, run_dir = tmp_path / "00_article.ipynb", tmp_path / "out.ipynb", tmp_path / "run"
+    nbformat.write(notebook, counted)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MPLBACKEND", "Agg")
+        env.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        papermill.execute_notebook(
+            counted,
+            out,
+            parameters={**SMALL, "run_dir": str(run_dir)},
+            cwd=str(tmp_path),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+    text = {
+        c.id: "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
+        for c in nbformat.read(out, as_version=4).cells
+        if c.cell_type == "code"
+    }
+    assert text["fits"].strip() == "model.fit calls: ['vgg16_bn']"  # step 3's fit, and no other
+    for step in ("s4-run", "s5-run"):  # 04 and 05 find 03's run and say so
+        assert "Using the finished run" in text[step] and "No finished run" not in text[step], step
+    assert json.loads((run_dir / "history.json").read_text())["epoch"] == [1]
+    for produced in (
+        "model.keras",
+        "metrics.json",
+        "accuracy.png",
+        "loss.png",
+        "cifar10-CNN.keras",
+        "cifar10-CNN.weights.h5",
+        "cifar10-CNN.h5",
+    ):
+        assert (run_dir / produced).exists(), produced
+    assert "All three files give back the same model." in text["s5-reload"]
