@@ -21,9 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import vggcifar  # noqa: E402,F401  (first: quiets TensorFlow's start-up messages)
 import keras  # noqa: E402
 
+import vggcifar  # noqa: E402,F401  (it too quiets TensorFlow's start-up messages)
 from vggcifar.data import load_data  # noqa: E402
 from vggcifar.environment import choose_precision, precision_policy  # noqa: E402
 from vggcifar.model import build_vgg16  # noqa: E402

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training and inference speed: the article's plain code against the notebooks' path, with and without the speed-ups.
+"""Training and inference speed: the article's plain code against the notebooks', with and without speed-ups.
 
     python bench/throughput.py                  # CPU: 1,020 pictures per timed epoch,
                                                 # 4,090 per timed prediction, 8 rounds
@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import vggcifar  # noqa: E402,F401  (first: quiets TensorFlow's start-up messages)
+import vggcifar  # noqa: E402,F401  (it too quiets TensorFlow's start-up messages)
 from vggcifar.data import make_synthetic  # noqa: E402
 from vggcifar.environment import choose_precision, describe_device, precision_policy  # noqa: E402
 from vggcifar.model import build_vgg16  # noqa: E402
@@ -169,8 +169,9 @@ def main(argv=None):
             f[f"{label}_img_s_best"] = pictures[kind] / min(times[side][kind])
             f[f"{label}_img_s_step"] = args.batch_size / np.median(times[side][kind + "_step"])
         f["cifar10_epoch_s"] = CIFAR10_TRAIN / f["train_img_s"]
-        print(f"{side:9s} {policy:15s} train {f['train_img_s']:6.1f} img/s (best {f['train_img_s_best']:6.1f},"
-              f" median step {f['train_img_s_step']:6.1f})   inference {f['infer_img_s']:6.1f} img/s"
+        print(f"{side:9s} {policy:15s} train {f['train_img_s']:6.1f} img/s "
+              f"(best {f['train_img_s_best']:6.1f}, median step {f['train_img_s_step']:6.1f})"
+              f"   inference {f['infer_img_s']:6.1f} img/s"
               f" (best {f['infer_img_s_best']:6.1f}, median step {f['infer_img_s_step']:6.1f})"
               f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s", flush=True)
     for side in ("plain", "speedups"):

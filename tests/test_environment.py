@@ -10,9 +10,15 @@ import keras
 import numpy as np
 import pytest
 
-from vggcifar.environment import (choose_precision, choose_strategy, cpu_has_bfloat16,
-                                  mount_drive_if_needed, pick_precision, pick_strategy_kind,
-                                  precision_policy)
+from vggcifar.environment import (
+    choose_precision,
+    choose_strategy,
+    cpu_has_bfloat16,
+    mount_drive_if_needed,
+    pick_precision,
+    pick_strategy_kind,
+    precision_policy,
+)
 from vggcifar.model import build_vgg16
 from vggcifar.settings import check_params
 from vggcifar.training import compile_like_article, make_pipeline

@@ -8,12 +8,26 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
-from vggcifar.evaluation import (PictureError, accuracy, check_inputs, class_report,  # noqa: E402
-                                 confident_mistakes, confusion_matrix, per_class_accuracy,
-                                 predict_picture, predict_probabilities, read_picture,
-                                 top_classes, upload_picture)
-from vggcifar.plots import (plot_comparison, plot_confusion_matrix, plot_schedule,  # noqa: E402
-                            show_mistakes)
+from vggcifar.evaluation import (  # noqa: E402
+    PictureError,
+    accuracy,
+    check_inputs,
+    class_report,
+    confident_mistakes,
+    confusion_matrix,
+    per_class_accuracy,
+    predict_picture,
+    predict_probabilities,
+    read_picture,
+    top_classes,
+    upload_picture,
+)
+from vggcifar.plots import (  # noqa: E402
+    plot_comparison,
+    plot_confusion_matrix,
+    plot_schedule,
+    show_mistakes,
+)
 from vggcifar.saving import load_saved_model  # noqa: E402
 
 

@@ -8,12 +8,16 @@ import pytest
 import tensorflow as tf
 
 from vggcifar.data import make_synthetic
-from vggcifar.improvements import (augment_batch, compile_recipe, make_augmenter, make_optimizer,
-                                   make_schedule, model_options)
-from vggcifar.settings import (ARTICLE_RECIPE, HOLDOUT_SHARE, IMPROVED_RECIPE, check_recipe,
-                               run_params)
+from vggcifar.improvements import (
+    augment_batch,
+    compile_recipe,
+    make_augmenter,
+    make_optimizer,
+    make_schedule,
+    model_options,
+)
+from vggcifar.settings import ARTICLE_RECIPE, HOLDOUT_SHARE, IMPROVED_RECIPE, check_recipe, run_params
 from vggcifar.training import count_steps, make_pipeline, run_training, split_validation
-
 
 # --- recipe settings ----------------------------------------------------------------
 
@@ -78,7 +82,8 @@ def cosine(peak, start, rise, total, step):
 def test_one_cycle_rises_from_peak_over_25_then_follows_a_cosine_to_zero():
     schedule = make_schedule("one_cycle", 0.1, epochs=10, steps_per_epoch=100, warmup=0.2)
     steps = [0, 100, 200, 600, 1000]  # 1,000 steps; the peak at step 200
-    assert rates(schedule, steps) == pytest.approx([cosine(0.1, 0.004, 200, 1000, s) for s in steps], abs=1e-6)
+    expected = [cosine(0.1, 0.004, 200, 1000, s) for s in steps]
+    assert rates(schedule, steps) == pytest.approx(expected, abs=1e-6)
     assert rates(schedule, steps)[:3] == pytest.approx([0.004, 0.052, 0.1], abs=1e-6)
     assert float(schedule(1200)) == pytest.approx(0.0, abs=1e-9)  # never below 0 after the end
 

@@ -40,7 +40,8 @@ KERAS_ALONE = textwrap.dedent("""
             model.load_weights(path)
         else:
             model = keras.models.load_model(path)
-            out[name + "_optimizer"] = type(getattr(model.optimizer, "inner_optimizer", model.optimizer)).__name__
+            optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+            out[name + "_optimizer"] = type(optimizer).__name__
         out[name] = model.predict(pictures, verbose=0).tolist()
     print("RESULT", json.dumps(out))
 """)

@@ -7,8 +7,13 @@ import pytest
 matplotlib.use("Agg")
 
 from conftest import REPO  # noqa: E402
-from vggcifar.plots import (add_article_curves, load_article_history, plot_history,  # noqa: E402
-                            plot_metric, show_samples)
+from vggcifar.plots import (  # noqa: E402
+    add_article_curves,
+    load_article_history,
+    plot_history,
+    plot_metric,
+    show_samples,
+)
 
 SHARED_HISTORY = REPO.parent / "shared" / "article" / "article-history.json"
 

@@ -14,8 +14,18 @@ import pytest
 from vggcifar import runs
 from vggcifar.improvements import augment_batch, make_augmenter, model_options, small_crop_epochs
 from vggcifar.model import ARTICLE_PARAMS, build_vgg16, count_params
-from vggcifar.settings import (ARTICLE_RECIPE, BUDGETS, IMPROVED_RECIPE, QUICK_BUDGET, QUICK_RECIPE,
-                               RECIPES, ParameterError, check_recipe, recipe_of, run_params)
+from vggcifar.settings import (
+    ARTICLE_RECIPE,
+    BUDGETS,
+    IMPROVED_RECIPE,
+    QUICK_BUDGET,
+    QUICK_RECIPE,
+    RECIPES,
+    ParameterError,
+    check_recipe,
+    recipe_of,
+    run_params,
+)
 from vggcifar.training import run_training
 
 

@@ -37,7 +37,8 @@ def test_short_training_on_real_pictures_beats_chance_clearly(shared_cifar_archi
     run = RunFolder(tmp_path / "real", {"epochs": 2, "batch_size": 32})
     model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
               batch_size=32, epochs=2, initial_epoch=run.resume(model),
-              validation_data=(pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10)),
+              validation_data=(pixels_to_float(dataset.x_test),
+                               keras.utils.to_categorical(dataset.y_test, 10)),
               callbacks=[run, SpeedUps("auto")], verbose=2)
     history = run.history
 

@@ -5,8 +5,13 @@ import pytest
 from vggcifar.data import make_synthetic
 from vggcifar.environment import precision_policy
 from vggcifar.model import build_vgg16
-from vggcifar.saving import (FILES, load_saved_model, prediction_differences, reload_model_files,
-                             save_article_files)
+from vggcifar.saving import (
+    FILES,
+    load_saved_model,
+    prediction_differences,
+    reload_model_files,
+    save_article_files,
+)
 from vggcifar.speed import SpeedUps
 from vggcifar.training import compile_like_article, pixels_to_float
 

@@ -6,8 +6,15 @@ import pytest
 
 from conftest import REPO
 from vggcifar import settings
-from vggcifar.settings import (ARTICLE, ARTICLE_RECIPE, TRAINING, ParameterError, check_params,
-                               check_recipe, run_params)
+from vggcifar.settings import (
+    ARTICLE,
+    ARTICLE_RECIPE,
+    TRAINING,
+    ParameterError,
+    check_params,
+    check_recipe,
+    run_params,
+)
 
 
 def test_the_articles_settings():

@@ -10,8 +10,14 @@ import tensorflow as tf
 from vggcifar import speed
 from vggcifar.data import make_synthetic
 from vggcifar.model import ARTICLE_PARAMS, build_vgg16, count_params
-from vggcifar.speed import (SpeedUps, apply_speedups, fold_batchnorm, speed_up_optimizer,
-                            speedups_applied, speedups_enabled)
+from vggcifar.speed import (
+    SpeedUps,
+    apply_speedups,
+    fold_batchnorm,
+    speed_up_optimizer,
+    speedups_applied,
+    speedups_enabled,
+)
 from vggcifar.training import compile_like_article, pixels_to_float
 
 

@@ -78,7 +78,8 @@ def test_sets_from_yaml_as_a_list_or_a_grid(tmp_path):
 
 
 @pytest.mark.parametrize("sets, message", [
-    ([{"epoch": 5}], r"unknown parameter 'epoch'; the notebooks \['03_training', '04_plots'\] take: .*'epochs'"),
+    ([{"epoch": 5}],
+     r"unknown parameter 'epoch'; the notebooks \['03_training', '04_plots'\] take: .*'epochs'"),
     ([{"batch_size": 0}], "batch_size must be a whole number >= 1, got 0"),
     ([{"epochs": 1}, {"epochs": 1}], r"appear more than once: \['epochs=1'\]"),
     ([{"run_dir": "x"}], "run_dir is set by the sweep"),

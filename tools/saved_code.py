@@ -100,7 +100,8 @@ def all_definitions(notebooks=None):
 
 
 def differences(definitions=None):
-    """``[(definition, package_text_or_None)]`` for every marked definition the package lacks or writes otherwise."""
+    """``[(definition, package_text_or_None)]`` for every marked definition the package lacks
+    or writes otherwise."""
     definitions = all_definitions() if definitions is None else definitions
     return [(d, kept) for d in definitions
             if (kept := package_source(d.module, d.name)) != d.source]

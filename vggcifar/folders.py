@@ -86,7 +86,7 @@ def _folder_entries(root):
 def _archive_entries(path):
     """The same for the members of a ``.tar.gz``, checking every name before anything is read."""
     try:
-        archive = tarfile.open(path, "r:*")
+        archive = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the `with archive:` below)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise DataError(f"data: cannot open the archive {str(path)!r} ({error}); it must be a "
                         "complete .tar.gz laid out as <split>/<class>/<image>") from error

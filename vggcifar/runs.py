@@ -47,8 +47,18 @@ from pathlib import Path
 import keras
 
 from .environment import environment_report
-from .files import (TEMPORARY_PREFIX, LockedError, acquire_lock, held_by_me, read_json,
-                    refresh_lock, release_lock, replacing, write_json, write_text)
+from .files import (
+    TEMPORARY_PREFIX,
+    LockedError,
+    acquire_lock,
+    held_by_me,
+    read_json,
+    refresh_lock,
+    release_lock,
+    replacing,
+    write_json,
+    write_text,
+)
 from .settings import ARTICLE_RECIPE
 from .speed import speedups_applied
 

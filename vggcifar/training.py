@@ -20,8 +20,18 @@ from .environment import accelerator_present, choose_precision, choose_strategy,
 from .improvements import compile_recipe, make_augmenter, model_options, small_crop_epochs
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_params
-from .settings import (ARTICLE_RECIPE, DATA_CACHE, HOLDOUT_SHARE, TRAINING, VALIDATIONS,
-                       ParameterError, check_batch_size, check_params, recipe_of, run_params)
+from .settings import (
+    ARTICLE_RECIPE,
+    DATA_CACHE,
+    HOLDOUT_SHARE,
+    TRAINING,
+    VALIDATIONS,
+    ParameterError,
+    check_batch_size,
+    check_params,
+    recipe_of,
+    run_params,
+)
 from .speed import SpeedUps
 
 
