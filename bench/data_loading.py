@@ -72,8 +72,10 @@ def main():
             parts = [cifar.parse_batch(raw, name) for name, raw in batches.items()]
             total = time.perf_counter() - start
             count = sum(len(p[0]) for p in parts)
-            print(f"round {round_number}: SHA-256 {checked:.2f} s, then reading {count:,} "
-                  f"pictures {total - checked:.2f} s: {total:.2f} s in all")
+            print(
+                f"round {round_number}: SHA-256 {checked:.2f} s, then reading {count:,} "
+                f"pictures {total - checked:.2f} s: {total:.2f} s in all"
+            )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,15 @@ def train_once(dataset, scale, batch_norm, epochs, batch_size, seed, precision="
     x_test = dataset.x_test.astype("float32") / scale
     y = keras.utils.to_categorical(dataset.y_train, 10)
     y_test = keras.utils.to_categorical(dataset.y_test, 10)
-    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=(x_test, y_test),
-                        callbacks=[SpeedUps("auto")], verbose=0)
+    history = model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(x_test, y_test),
+        callbacks=[SpeedUps("auto")],
+        verbose=0,
+    )
     return {k: [round(float(v), 4) for v in values] for k, values in history.history.items()}
 
 
@@ -54,8 +61,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto", help="auto (the notebooks' choice) or float32")
-    parser.add_argument("--with-batchnorm-only", action="store_true",
-                        help="skip the two runs without BatchNormalization")
+    parser.add_argument(
+        "--with-batchnorm-only", action="store_true", help="skip the two runs without BatchNormalization"
+    )
     args = parser.parse_args(argv)
     dataset = load_data(args.data, subset=args.per_class, seed=0)  # the same pictures for every seed
     print(dataset.describe(), flush=True)
@@ -63,11 +71,11 @@ def main(argv=None):
     for batch_norm in (True,) if args.with_batchnorm_only else (True, False):
         for scale, label in ((255.0, "pixels / 255"), (1.0, "raw pixels")):
             name = f"{'with' if batch_norm else 'without'} BatchNormalization, {label}"
-            results[name] = train_once(dataset, scale, batch_norm, args.epochs, args.batch_size,
-                                       args.seed, args.precision)
+            results[name] = train_once(
+                dataset, scale, batch_norm, args.epochs, args.batch_size, args.seed, args.precision
+            )
             h = results[name]
-            print(f"{name:45s} training loss {h['loss']}  held-out accuracy {h['val_accuracy']}",
-                  flush=True)
+            print(f"{name:45s} training loss {h['loss']}  held-out accuracy {h['val_accuracy']}", flush=True)
     print(json.dumps(results))
 
 

@@ -54,14 +54,23 @@ def budget(name, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(SHARED_CIFAR), help="CIFAR-10 pictures (folder or .tar.gz)")
-    parser.add_argument("--per-class", type=int, default=None,
-                        help="training pictures per class (default: all; the held-out set shrinks too)")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="training pictures per class (default: all; the held-out set shrinks too)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs for every recipe")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size for every recipe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="change one setting of the recipes run, e.g. --set cutout=8")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one setting of the recipes run, e.g. --set cutout=8",
+    )
     parser.add_argument("--out", default="runs/bench-recipes", help="folder for the run folders")
     args = parser.parse_args(argv)
     changes = dict(parse_setting(text) for text in args.set)
@@ -72,27 +81,39 @@ def main(argv=None):
         print(f"=== {name}: {json.dumps({**RECIPES[name], **params})}", flush=True)
         run_dir = Path(args.out) / f"{name}-seed{args.seed}"
         model, dataset, history = run_training(
-            recipe=name, data=args.data, subset=args.per_class, seed=args.seed,
-            validation="holdout", run_dir=str(run_dir), overwrite=True, **params)
+            recipe=name,
+            data=args.data,
+            subset=args.per_class,
+            seed=args.seed,
+            validation="holdout",
+            run_dir=str(run_dir),
+            overwrite=True,
+            **params,
+        )
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        flipped = accuracy(predict_probabilities(model, dataset.x_test, flip_average=True),
-                           dataset.y_test)
-        results[name] = {**params, "validation_per_epoch": [round(v, 4) for v in history["val_accuracy"]],
-                         "held_out_accuracy": round(metrics["test_accuracy"], 4),
-                         "held_out_flip_averaged": round(float(flipped), 4),
-                         "training_seconds": round(sum(history["seconds"]), 1),
-                         "held_out_pictures": len(dataset.y_test),
-                         "precision": metrics["environment"]["precision"]}
+        flipped = accuracy(predict_probabilities(model, dataset.x_test, flip_average=True), dataset.y_test)
+        results[name] = {
+            **params,
+            "validation_per_epoch": [round(v, 4) for v in history["val_accuracy"]],
+            "held_out_accuracy": round(metrics["test_accuracy"], 4),
+            "held_out_flip_averaged": round(float(flipped), 4),
+            "training_seconds": round(sum(history["seconds"]), 1),
+            "held_out_pictures": len(dataset.y_test),
+            "precision": metrics["environment"]["precision"],
+        }
         print(f"=== {name}: {json.dumps(results[name])}", flush=True)
 
-    print(f"\nseed {args.seed}, held-out pictures: "
-          f"{next(iter(results.values()))['held_out_pictures']:,}")
-    print(f"{'recipe':10s}{'epochs':>7s}{'batch':>6s}{'validation':>11s}{'held-out':>9s}"
-          f"{'+ flips':>8s}{'seconds':>9s}")
+    print(f"\nseed {args.seed}, held-out pictures: {next(iter(results.values()))['held_out_pictures']:,}")
+    print(
+        f"{'recipe':10s}{'epochs':>7s}{'batch':>6s}{'validation':>11s}{'held-out':>9s}"
+        f"{'+ flips':>8s}{'seconds':>9s}"
+    )
     for name, row in results.items():
-        print(f"{name:10s}{row['epochs']:7d}{row['batch_size']:6d}{row['validation_per_epoch'][-1]:11.4f}"
-              f"{row['held_out_accuracy']:9.4f}{row['held_out_flip_averaged']:8.4f}"
-              f"{row['training_seconds']:9.1f}")
+        print(
+            f"{name:10s}{row['epochs']:7d}{row['batch_size']:6d}{row['validation_per_epoch'][-1]:11.4f}"
+            f"{row['held_out_accuracy']:9.4f}{row['held_out_flip_averaged']:8.4f}"
+            f"{row['training_seconds']:9.1f}"
+        )
     print(json.dumps(results))
 
 

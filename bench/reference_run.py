@@ -45,17 +45,28 @@ def main(argv=None):
     probabilities = predict_probabilities(model, dataset.x_test)
     flipped = predict_probabilities(model, dataset.x_test, flip_average=True)
     matrix = confusion_matrix(dataset.y_test, probabilities.argmax(axis=1), dataset.num_classes)
-    plot_confusion_matrix(matrix, dataset.class_names,
-                          title=f"held-out pictures ({len(dataset.y_test):,})").savefig(
-        out / f"{args.name}-confusion.png", dpi=80)
-    print(json.dumps({"data": params["data"], "subset": params["subset"], "seed": params["seed"],
-                      "epochs": params["epochs"], "batch_size": params["batch_size"],
-                      "held_out": len(dataset.y_test), "held_out_accuracy": accuracy(probabilities, dataset.y_test),
-                      "flip_averaged": accuracy(flipped, dataset.y_test),
-                      "training_seconds": round(sum(history["seconds"]), 1),
-                      "device": metrics["environment"]["device"],
-                      "precision": metrics["environment"]["precision"],
-                      "versions": {k: metrics["environment"][k] for k in ("tensorflow", "keras")}}, indent=1))
+    plot_confusion_matrix(
+        matrix, dataset.class_names, title=f"held-out pictures ({len(dataset.y_test):,})"
+    ).savefig(out / f"{args.name}-confusion.png", dpi=80)
+    print(
+        json.dumps(
+            {
+                "data": params["data"],
+                "subset": params["subset"],
+                "seed": params["seed"],
+                "epochs": params["epochs"],
+                "batch_size": params["batch_size"],
+                "held_out": len(dataset.y_test),
+                "held_out_accuracy": accuracy(probabilities, dataset.y_test),
+                "flip_averaged": accuracy(flipped, dataset.y_test),
+                "training_seconds": round(sum(history["seconds"]), 1),
+                "device": metrics["environment"]["device"],
+                "precision": metrics["environment"]["precision"],
+                "versions": {k: metrics["environment"][k] for k in ("tensorflow", "keras")},
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,13 +64,16 @@ def make_side(dataset, batch_size, policy, speedups):
     keras.utils.set_random_seed(0)
     with precision_policy(policy):
         model = build_vgg16()
-        model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
     x, x_test = pixels_to_float(dataset.x_train), pixels_to_float(dataset.x_test)
     y = keras.utils.to_categorical(dataset.y_train, 10)
     extra = [SpeedUps(True)] if speedups else []
-    fit = lambda clock: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0,  # noqa: E731
-                                  callbacks=[clock, *extra])
+
+    def fit(clock):
+        return model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[clock, *extra])
+
     folded = {}
 
     def predict(clock):
@@ -86,9 +89,11 @@ def make_side(dataset, batch_size, policy, speedups):
 
 def sides_for(dataset, batch_size):
     auto = choose_precision("auto")
-    return {"article": make_side(dataset, batch_size, "float32", speedups=False),
-            "plain": make_side(dataset, batch_size, auto, speedups=False),
-            "speedups": make_side(dataset, batch_size, auto, speedups=True)}
+    return {
+        "article": make_side(dataset, batch_size, "float32", speedups=False),
+        "plain": make_side(dataset, batch_size, auto, speedups=False),
+        "speedups": make_side(dataset, batch_size, auto, speedups=True),
+    }
 
 
 class StepClock(keras.callbacks.Callback):
@@ -144,20 +149,28 @@ def paired_ratio(times, kind, side):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pictures", type=int, default=1024, help="training pictures per timed epoch")
-    parser.add_argument("--test-pictures", type=int, default=4096,
-                        help="pictures per timed prediction (prediction is fast: more pictures "
-                             "than for training keep the timing steady)")
+    parser.add_argument(
+        "--test-pictures",
+        type=int,
+        default=4096,
+        help="pictures per timed prediction (prediction is fast: more pictures "
+        "than for training keep the timing steady)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=8, help="timed epochs per side")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    dataset = make_synthetic(per_class=max(1, args.pictures // 10),
-                             test_per_class=max(1, args.test_pictures // 10), seed=0)
+    dataset = make_synthetic(
+        per_class=max(1, args.pictures // 10), test_per_class=max(1, args.test_pictures // 10), seed=0
+    )
     n = len(dataset.x_train)
-    print(f"device: {describe_device()};  keras {keras.__version__};  {n} pictures per epoch, "
-          f"{len(dataset.x_test)} per prediction, batch_size {args.batch_size}, "
-          f"{args.rounds} rounds", flush=True)
+    print(
+        f"device: {describe_device()};  keras {keras.__version__};  {n} pictures per epoch, "
+        f"{len(dataset.x_test)} per prediction, batch_size {args.batch_size}, "
+        f"{args.rounds} rounds",
+        flush=True,
+    )
     sides = sides_for(dataset, args.batch_size)
     times = measure(sides, args.rounds)
     figures = {}
@@ -169,19 +182,24 @@ def main(argv=None):
             f[f"{label}_img_s_best"] = pictures[kind] / min(times[side][kind])
             f[f"{label}_img_s_step"] = args.batch_size / np.median(times[side][kind + "_step"])
         f["cifar10_epoch_s"] = CIFAR10_TRAIN / f["train_img_s"]
-        print(f"{side:9s} {policy:15s} train {f['train_img_s']:6.1f} img/s "
-              f"(best {f['train_img_s_best']:6.1f}, median step {f['train_img_s_step']:6.1f})"
-              f"   inference {f['infer_img_s']:6.1f} img/s"
-              f" (best {f['infer_img_s_best']:6.1f}, median step {f['infer_img_s_step']:6.1f})"
-              f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s", flush=True)
+        print(
+            f"{side:9s} {policy:15s} train {f['train_img_s']:6.1f} img/s "
+            f"(best {f['train_img_s_best']:6.1f}, median step {f['train_img_s_step']:6.1f})"
+            f"   inference {f['infer_img_s']:6.1f} img/s"
+            f" (best {f['infer_img_s_best']:6.1f}, median step {f['infer_img_s_step']:6.1f})"
+            f"   CIFAR-10 epoch ≈ {f['cifar10_epoch_s']:6.1f} s",
+            flush=True,
+        )
     for side in ("plain", "speedups"):
         for kind, label in KINDS:
             for clock, name in (("", "wall clock"), ("_cpu", "CPU time"), ("_step", "median step")):
                 key = f"{side}_{label}_ratio{clock}"
                 figures[key], pairs = paired_ratio(times, kind + clock, side)
                 figures[key + "_rounds"] = pairs
-                print(f"speed-up of {side:8s} over article, {label:5s} {name:11s}: {figures[key]:.2f}x"
-                      f"  (rounds: {', '.join(f'{r:.2f}' for r in pairs)})")
+                print(
+                    f"speed-up of {side:8s} over article, {label:5s} {name:11s}: {figures[key]:.2f}x"
+                    f"  (rounds: {', '.join(f'{r:.2f}' for r in pairs)})"
+                )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=1)

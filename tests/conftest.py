@@ -17,8 +17,10 @@ SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
 def shared_cifar_archive():
     """The real CIFAR-10 training pictures (JPEG) that development machines and CI have."""
     if not SHARED_CIFAR.exists():
-        pytest.skip(f"real CIFAR-10 pictures not found at {SHARED_CIFAR} "
-                    "(only development machines and CI have ../shared/datasets/)")
+        pytest.skip(
+            f"real CIFAR-10 pictures not found at {SHARED_CIFAR} "
+            "(only development machines and CI have ../shared/datasets/)"
+        )
     return SHARED_CIFAR
 
 

@@ -47,8 +47,9 @@ def main(run_dir, point):
     dataset = make_synthetic(per_class=4, test_per_class=1, seed=0)
     model = build_vgg16(fc_units=16)  # small dense layers: the same mechanics, smaller files
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1, decay_rate=0.9)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     if point == "while-saving":
         save_weights = model.save_weights
 
@@ -62,11 +63,16 @@ def main(run_dir, point):
         model.save_weights = save_half_then_die
     run = RunFolder(run_dir, {"worker": "resume", "epochs": EPOCHS})
     initial_epoch = run.resume(model)
-    history = model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-                        batch_size=BATCH, epochs=EPOCHS, initial_epoch=initial_epoch,
-                        validation_data=(pixels_to_float(dataset.x_test),
-                                         keras.utils.to_categorical(dataset.y_test, 10)),
-                        callbacks=[run, Killer(point)], verbose=0)
+    history = model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        initial_epoch=initial_epoch,
+        validation_data=(pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10)),
+        callbacks=[run, Killer(point)],
+        verbose=0,
+    )
     print("ITERATIONS", int(model.optimizer.iterations))
     print("LEARNING_RATE", float(model.optimizer.learning_rate))
     print("EPOCHS", run.history["epoch"], "FIT_HISTORY_ROWS", len(history.history["loss"]))

@@ -17,9 +17,12 @@ def write_batches(folder, per_batch=3, seed=0):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     for name in (*cifar.TRAIN_BATCHES, cifar.TEST_BATCH):
-        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
-                 b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"filenames": [f"{name}-{i}.png".encode() for i in range(per_batch)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"{name}-{i}.png".encode() for i in range(per_batch)],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
     return folder
 
@@ -77,8 +80,11 @@ def test_a_batch_that_would_run_code_is_refused_without_running_it(tmp_path):
     folder = write_batches(tmp_path / cifar.FOLDER)
     marker = tmp_path / "the-gadget-ran"
     (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": Gadget(marker), b"labels": [1]}))
-    with pytest.raises(DataError, match=r"data_batch_3.*cannot be read.*posix.mkdir is not allowed"
-                                        r".*nothing in it was run"):
+    with pytest.raises(
+        DataError,
+        match=r"data_batch_3.*cannot be read.*posix.mkdir is not allowed"
+        r".*nothing in it was run",
+    ):
         load_data(str(folder))
     assert not marker.exists()
 
@@ -120,14 +126,20 @@ def test_the_download_is_checked_against_the_published_checksum(monkeypatch, off
     asked = {}
 
     def get_file(fname, origin, file_hash=None, hash_algorithm=None, cache_dir=None, **kwargs):
-        asked.update(fname=fname, origin=origin, file_hash=file_hash, algorithm=hash_algorithm,
-                     cache_dir=cache_dir)
+        asked.update(
+            fname=fname, origin=origin, file_hash=file_hash, algorithm=hash_algorithm, cache_dir=cache_dir
+        )
         return str(archive)
 
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     dataset = load_data("cifar10")
-    assert asked == {"fname": cifar.ARCHIVE, "origin": cifar.URL, "file_hash": cifar.SHA256,
-                     "algorithm": "sha256", "cache_dir": None}
+    assert asked == {
+        "fname": cifar.ARCHIVE,
+        "origin": cifar.URL,
+        "file_hash": cifar.SHA256,
+        "algorithm": "sha256",
+        "cache_dir": None,
+    }
     assert dataset.x_train.shape == (15, 32, 32, 3) and "official" in dataset.source
     # a data cache (on Colab: a folder on Drive) is where Keras keeps and checks the archive
     load_data("cifar10", cache=archive.parent / "drive-cache")

@@ -103,12 +103,15 @@ def test_subset_is_stratified_seeded_and_shrinks_test_alike():
     assert np.array_equal(small.x_train, again.x_train)
 
 
-@pytest.mark.parametrize("bad, expected", [
-    ("imagenet", "unknown source 'imagenet'"),
-    ("no/such/folder", "not found"),
-    ("missing.tar.gz", "not found"),
-    (42, "data must be"),
-])
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ("imagenet", "unknown source 'imagenet'"),
+        ("no/such/folder", "not found"),
+        ("missing.tar.gz", "not found"),
+        (42, "data must be"),
+    ],
+)
 def test_bad_sources_are_named(bad, expected):
     with pytest.raises(ParameterError, match=expected) as raised:
         load_data(bad)

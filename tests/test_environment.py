@@ -26,18 +26,21 @@ from vggcifar.training import compile_like_article, make_pipeline
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-@pytest.mark.parametrize("gpus, tpu, cpu_bf16, expected", [
-    ([(7, 5)], False, False, "mixed_float16"),      # T4: tensor cores for float16 only
-    ([(7, 0)], False, True, "mixed_float16"),       # V100
-    ([(8, 0)], False, False, "mixed_bfloat16"),     # A100
-    ([(8, 9)], False, False, "mixed_bfloat16"),     # L4
-    ([(9, 0), (9, 0)], False, True, "mixed_bfloat16"),  # two H100s
-    ([(9, 0), (7, 5)], False, False, "mixed_float16"),  # an H100 and a T4: the older decides
-    ([(6, 0)], False, False, "float32"),            # P100: no tensor cores
-    ([], True, False, "mixed_bfloat16"),            # TPU
-    ([], False, True, "mixed_bfloat16"),            # CPU with AVX512-BF16 or AMX
-    ([], False, False, "float32"),                  # other CPUs
-])
+@pytest.mark.parametrize(
+    "gpus, tpu, cpu_bf16, expected",
+    [
+        ([(7, 5)], False, False, "mixed_float16"),  # T4: tensor cores for float16 only
+        ([(7, 0)], False, True, "mixed_float16"),  # V100
+        ([(8, 0)], False, False, "mixed_bfloat16"),  # A100
+        ([(8, 9)], False, False, "mixed_bfloat16"),  # L4
+        ([(9, 0), (9, 0)], False, True, "mixed_bfloat16"),  # two H100s
+        ([(9, 0), (7, 5)], False, False, "mixed_float16"),  # an H100 and a T4: the older decides
+        ([(6, 0)], False, False, "float32"),  # P100: no tensor cores
+        ([], True, False, "mixed_bfloat16"),  # TPU
+        ([], False, True, "mixed_bfloat16"),  # CPU with AVX512-BF16 or AMX
+        ([], False, False, "float32"),  # other CPUs
+    ],
+)
 def test_auto_precision_rule(gpus, tpu, cpu_bf16, expected):
     assert pick_precision(gpus, tpu, cpu_bf16) == expected
 
@@ -58,11 +61,14 @@ def test_choose_precision_can_be_forced_and_checks_its_argument():
         choose_precision("float64")
 
 
-@pytest.mark.parametrize("policy, optimizer", [
-    ("float32", keras.optimizers.Adam),
-    ("mixed_bfloat16", keras.optimizers.Adam),
-    ("mixed_float16", keras.optimizers.LossScaleOptimizer),
-])
+@pytest.mark.parametrize(
+    "policy, optimizer",
+    [
+        ("float32", keras.optimizers.Adam),
+        ("mixed_bfloat16", keras.optimizers.Adam),
+        ("mixed_float16", keras.optimizers.LossScaleOptimizer),
+    ],
+)
 def test_the_global_policy_sets_the_models_and_float16_gets_loss_scaling(policy, optimizer):
     """The notebooks set Keras' global policy before building: the model's own policy is then
     the mixed one, and compile wraps the optimizer in loss scaling where float16 needs it."""
@@ -99,9 +105,16 @@ def test_mixed_precision_model_keeps_a_float32_output():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("tpu, gpus, expected", [
-    (True, 0, "tpu"), (False, 2, "mirrored"), (False, 8, "mirrored"),
-    (False, 1, "default"), (False, 0, "default")])
+@pytest.mark.parametrize(
+    "tpu, gpus, expected",
+    [
+        (True, 0, "tpu"),
+        (False, 2, "mirrored"),
+        (False, 8, "mirrored"),
+        (False, 1, "default"),
+        (False, 0, "default"),
+    ],
+)
 def test_auto_strategy_rule(tpu, gpus, expected):
     assert pick_strategy_kind(tpu, gpus) == expected
 
@@ -141,8 +154,13 @@ def test_drive_is_mounted_only_for_drive_paths():
 
 
 def run_python(code, timeout=600):
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=ENV,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
 

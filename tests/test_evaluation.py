@@ -34,9 +34,7 @@ from vggcifar.saving import load_saved_model  # noqa: E402
 def test_confusion_matrix_of_a_hand_made_case():
     true = [0, 0, 0, 1, 1, 2, 2, 2, 2]
     predicted = [0, 0, 1, 1, 2, 2, 2, 0, 2]
-    expected = [[2, 1, 0],
-                [0, 1, 1],
-                [1, 0, 3]]
+    expected = [[2, 1, 0], [0, 1, 1], [1, 0, 3]]
     matrix = confusion_matrix(true, predicted, num_classes=3)
     assert matrix.tolist() == expected and matrix.sum() == 9
     assert per_class_accuracy(matrix) == pytest.approx([2 / 3, 1 / 2, 3 / 4])
@@ -51,11 +49,15 @@ def test_a_class_without_pictures_has_no_accuracy_not_zero():
 
 
 def test_most_confident_mistakes_come_first_and_right_answers_never():
-    probabilities = np.array([[0.9, 0.1],   # right
-                              [0.3, 0.7],   # wrong, 0.7
-                              [0.01, 0.99],  # wrong, 0.99
-                              [0.45, 0.55],  # wrong, 0.55
-                              [0.2, 0.8]])  # right
+    probabilities = np.array(
+        [
+            [0.9, 0.1],  # right
+            [0.3, 0.7],  # wrong, 0.7
+            [0.01, 0.99],  # wrong, 0.99
+            [0.45, 0.55],  # wrong, 0.55
+            [0.2, 0.8],
+        ]
+    )  # right
     labels = [0, 0, 0, 0, 1]
     assert confident_mistakes(probabilities, labels).tolist() == [2, 1, 3]
     assert confident_mistakes(probabilities, labels, count=1).tolist() == [2]
@@ -72,8 +74,8 @@ def left_or_right_model():
     inputs = keras.Input((4, 4, 1))
     weights = np.zeros((16, 2), dtype="float32")
     for row in range(4):
-        weights[row * 4 + 0:row * 4 + 2, 0] = 5.0
-        weights[row * 4 + 2:row * 4 + 4, 1] = 5.0
+        weights[row * 4 + 0 : row * 4 + 2, 0] = 5.0
+        weights[row * 4 + 2 : row * 4 + 4, 1] = 5.0
     dense = keras.layers.Dense(2, activation="softmax")
     outputs = dense(keras.layers.Flatten()(inputs))
     dense.set_weights([weights, np.zeros(2, dtype="float32")])
@@ -104,12 +106,15 @@ def test_read_picture_cuts_the_middle_square_and_shrinks_it(tmp_path):
     assert read_picture(tmp_path / "grey.png").shape == (32, 32, 3)  # grey becomes RGB
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.png", "not found"),
-    (lambda d: d, "not found \\(or it is a folder\\)"),
-    (lambda d: _write(d / "notes.txt", b"just some text"), "could not be read as a picture"),
-    (lambda d: _write(d / "broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), "could not be read"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.png", "not found"),
+        (lambda d: d, "not found \\(or it is a folder\\)"),
+        (lambda d: _write(d / "notes.txt", b"just some text"), "could not be read as a picture"),
+        (lambda d: _write(d / "broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), "could not be read"),
+    ],
+)
 def test_unreadable_pictures_get_a_clear_message(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(PictureError, match=message) as caught:
@@ -123,8 +128,9 @@ def _write(path, content):
 
 
 def test_predict_picture_gives_three_classes(tmp_path):
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(4, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")]
+    )
     Image.fromarray(np.full((64, 64, 3), 200, dtype=np.uint8)).save(tmp_path / "mine.png")
     pixels, top = predict_picture(model, tmp_path / "mine.png", ("w", "x", "y", "z"))
     assert pixels.shape == (32, 32, 3) and len(top) == 3
@@ -162,8 +168,13 @@ def test_evaluation_figures():
     fig = show_mistakes(pictures, [0, 0, 2, 2], probabilities, [0, 2], ("cat", "dog", "ship"))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["cat\n→ dog 80%", "ship\n→ dog 80%"]
-    history = {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4],
-               "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}
+    history = {
+        "epoch": [1, 2],
+        "accuracy": [0.3, 0.5],
+        "val_accuracy": [0.2, 0.4],
+        "loss": [2.0, 1.5],
+        "val_loss": [2.1, 1.7],
+    }
     fig = plot_comparison({"article": history, "improved": history})
     assert len(fig.axes[0].lines) == 4
     fig = plot_schedule(lambda step: 0.1 * step / 10, total_steps=10, steps_per_epoch=5)
@@ -174,7 +185,6 @@ def test_class_report_best_first_with_the_most_common_confusion():
     matrix = confusion_matrix([0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 1, 1, 2, 2, 2, 0, 2], 3)
     report = class_report(matrix, ("cat", "dog", "ship"))
     assert [row["class"] for row in report] == ["ship", "cat", "dog"]
-    assert report[0] == {"class": "ship", "pictures": 4, "accuracy": 0.75,
-                         "most_often_taken_for": "cat"}
+    assert report[0] == {"class": "ship", "pictures": 4, "accuracy": 0.75, "most_often_taken_for": "cat"}
     perfect = class_report(confusion_matrix([0, 1], [0, 1], 2), ("a", "b"))
     assert [row["most_often_taken_for"] for row in perfect] == [None, None]

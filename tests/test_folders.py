@@ -61,9 +61,14 @@ def test_nested_names_are_refused_not_merged(tmp_path):
 
 
 def test_links_other_formats_and_stray_files_are_skipped_and_reported(tmp_path):
-    archive = small_archive(tmp_path / "p.tar.gz", [
-        ("train/a/link.png", b"", tarfile.SYMTYPE, "/etc/passwd"),
-        ("train/b/photo.bmp", b"BM"), ("README.txt", b"hello")])
+    archive = small_archive(
+        tmp_path / "p.tar.gz",
+        [
+            ("train/a/link.png", b"", tarfile.SYMTYPE, "/etc/passwd"),
+            ("train/b/photo.bmp", b"BM"),
+            ("README.txt", b"hello"),
+        ],
+    )
     dataset = load_data(str(archive))
     assert dataset.x_train.shape[0] + dataset.x_test.shape[0] == 4
     note = dataset.notes[0]
@@ -77,8 +82,11 @@ def test_a_class_without_usable_pictures_is_named(tmp_path):
     bmp = root / "train" / "bitmaps"
     bmp.mkdir()
     Image.fromarray(np.zeros((32, 32, 3), "uint8")).save(bmp / "0.bmp")
-    with pytest.raises(DataError, match=r"class folder\(s\) \['train/bitmaps', 'train/empty'\] .* hold no "
-                                        r"PNG or JPEG picture; skipped: train/bitmaps/0.bmp"):
+    with pytest.raises(
+        DataError,
+        match=r"class folder\(s\) \['train/bitmaps', 'train/empty'\] .* hold no "
+        r"PNG or JPEG picture; skipped: train/bitmaps/0.bmp",
+    ):
         load_data(str(root))
 
 
@@ -158,9 +166,13 @@ def test_huge_members_and_pictures_are_refused_in_bounded_memory(tmp_path):
     big.save(folder / "train" / "a" / "huge.png")
     big.save(tmp_path / "photo.png")
     assert (tmp_path / "photo.png").stat().st_size < MAX_FILE_BYTES
-    result = subprocess.run([sys.executable, "-c", BOUNDED, str(archive), str(folder),
-                             str(tmp_path / "photo.png")],
-                            env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BOUNDED, str(archive), str(folder), str(tmp_path / "photo.png")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT ")[1])
     print("peak memory growth while refusing the huge inputs:", out["peak_growth_mb"], "MB")

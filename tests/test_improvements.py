@@ -21,25 +21,29 @@ from vggcifar.training import count_steps, make_pipeline, run_training, split_va
 
 # --- recipe settings ----------------------------------------------------------------
 
+
 def test_recipes_name_the_same_settings_and_missing_ones_take_the_articles():
     assert set(IMPROVED_RECIPE) == set(ARTICLE_RECIPE)
     assert check_recipe({}) == ARTICLE_RECIPE
     assert check_recipe({"dropout": 0.3}) == {**ARTICLE_RECIPE, "dropout": 0.3}
 
 
-@pytest.mark.parametrize("setting, message", [
-    ({"optimizer": "rmsprop"}, r"optimizer must be one of \('adam', 'sgd'\), got 'rmsprop'"),
-    ({"schedule": "step"}, "schedule must be one of"),
-    ({"learning_rate": 0}, "learning_rate must be a number"),
-    ({"dropout": 1.0}, r"dropout must be a number in \[0.0, 1.0\)"),
-    ({"weight_decay": -1e-4}, "weight_decay must be"),
-    ({"warmup": "10%"}, "warmup must be"),
-    ({"flip": "yes"}, "flip must be True or False"),
-    ({"crop_padding": 2.5}, "crop_padding must be a whole number in 0..15"),
-    ({"cutout": 40}, "cutout must be a whole number in 0..32"),
-    ({"label_smoothing": True}, "label_smoothing must be"),
-    ({"dropuot": 0.5}, r"unknown recipe setting\(s\) \['dropuot'\]"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"optimizer": "rmsprop"}, r"optimizer must be one of \('adam', 'sgd'\), got 'rmsprop'"),
+        ({"schedule": "step"}, "schedule must be one of"),
+        ({"learning_rate": 0}, "learning_rate must be a number"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0.0, 1.0\)"),
+        ({"weight_decay": -1e-4}, "weight_decay must be"),
+        ({"warmup": "10%"}, "warmup must be"),
+        ({"flip": "yes"}, "flip must be True or False"),
+        ({"crop_padding": 2.5}, "crop_padding must be a whole number in 0..15"),
+        ({"cutout": 40}, "cutout must be a whole number in 0..32"),
+        ({"label_smoothing": True}, "label_smoothing must be"),
+        ({"dropuot": 0.5}, r"unknown recipe setting\(s\) \['dropuot'\]"),
+    ],
+)
 def test_a_bad_setting_is_named(setting, message):
     with pytest.raises(ValueError, match=message):
         check_recipe(setting)
@@ -63,6 +67,7 @@ def test_sgd_has_nesterov_momentum_and_adam_keeps_its_defaults():
 
 
 # --- schedules ----------------------------------------------------------------------
+
 
 def rates(schedule, steps):
     return [float(schedule(step)) for step in steps]
@@ -133,6 +138,7 @@ def test_compile_recipe_smooths_labels():
 
 # --- augmentation -------------------------------------------------------------------
 
+
 def pictures(n=32, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
@@ -159,8 +165,9 @@ def test_crop_is_a_shifted_window_of_the_mirror_padded_picture():
     padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
     shifts = []
     for o, p in zip(out, padded):
-        found = [(dy, dx) for dy in range(9) for dx in range(9)
-                 if np.array_equal(o, p[dy:dy + 32, dx:dx + 32])]
+        found = [
+            (dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(o, p[dy : dy + 32, dx : dx + 32])
+        ]
         assert found, "every output is a 32x32 window of the padded picture"
         shifts.append(found[0])
     assert len(set(shifts)) > 3  # pictures of one batch move differently
@@ -192,8 +199,7 @@ def test_pipeline_augments_differently_every_epoch_and_repeatably_across_runs():
     x, y = pictures(24), np.arange(24) % 4
 
     def two_epochs():
-        pipeline = make_pipeline(x, y, 4, 8, shuffle=False, seed=5,
-                                 augment=make_augmenter(IMPROVED_RECIPE))
+        pipeline = make_pipeline(x, y, 4, 8, shuffle=False, seed=5, augment=make_augmenter(IMPROVED_RECIPE))
         return [np.concatenate([b.numpy() for b, _ in pipeline]) for _ in range(2)]
 
     first, second = two_epochs()
@@ -204,6 +210,7 @@ def test_pipeline_augments_differently_every_epoch_and_repeatably_across_runs():
 
 
 # --- honest validation --------------------------------------------------------------
+
 
 def test_holdout_comes_from_the_training_split_stratified_and_leaves_test_alone():
     dataset = make_synthetic(per_class=40, test_per_class=7, num_classes=5, seed=0)
@@ -221,7 +228,8 @@ def test_run_params_record_every_recipe_setting():
     params = run_params(data="synthetic", subset=3, validation="holdout", dropout=0.5)
     assert params["validation"] == "holdout" and params["dropout"] == 0.5
     assert {k: params[k] for k in ARTICLE_RECIPE if k != "dropout"} == {
-        k: v for k, v in ARTICLE_RECIPE.items() if k != "dropout"}
+        k: v for k, v in ARTICLE_RECIPE.items() if k != "dropout"
+    }
     with pytest.raises(ValueError, match="validation must be one of"):
         run_params(validation="valid")
     with pytest.raises(ValueError, match="schedule must be one of"):
@@ -231,8 +239,16 @@ def test_run_params_record_every_recipe_setting():
 def test_improved_run_validates_on_holdout_and_scores_the_test_split_once(tmp_path):
     run_dir = tmp_path / "improved"
     model, dataset, history = run_training(
-        data="synthetic", subset=6, epochs=2, batch_size=16, run_dir=str(run_dir),
-        validation="holdout", precision="float32", speedups=True, **IMPROVED_RECIPE)
+        data="synthetic",
+        subset=6,
+        epochs=2,
+        batch_size=16,
+        run_dir=str(run_dir),
+        validation="holdout",
+        precision="float32",
+        speedups=True,
+        **IMPROVED_RECIPE,
+    )
     params = json.loads((run_dir / "params.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert params["schedule"] == "one_cycle" and params["validation"] == "holdout"
@@ -240,8 +256,9 @@ def test_improved_run_validates_on_holdout_and_scores_the_test_split_once(tmp_pa
     assert count_steps(dataset, params) == 4  # 54 of 60 pictures train, batches of 16
     assert [layer.name for layer in model.layers if "dropout" in layer.name] == ["dropout1", "dropout2"]
     assert model.get_layer("fc1").kernel_regularizer.l2 == pytest.approx(2.5e-4)
-    scores = model.evaluate(make_pipeline(dataset.x_test, dataset.y_test, 10, 16),
-                            verbose=0, return_dict=True)
+    scores = model.evaluate(
+        make_pipeline(dataset.x_test, dataset.y_test, 10, 16), verbose=0, return_dict=True
+    )
     assert metrics["test_accuracy"] == pytest.approx(scores["accuracy"])
     assert metrics["test_loss"] == pytest.approx(scores["loss"], rel=1e-4)
     # the learning rate followed the one-cycle curve: 2 epochs x 4 steps, now at the end

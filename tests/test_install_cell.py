@@ -17,15 +17,17 @@ def install_cell(name):
 @pytest.mark.parametrize("name", ["01_data", "08_sweeps"])
 def test_a_failed_install_says_what_failed_and_what_to_do(name, tmp_path, monkeypatch):
     unreachable = (tmp_path / "no-such-repository").as_uri()
-    source = install_cell(name).replace('PROJECT_HOME = "https://github.com/vggcifar/vggcifar"',
-                                        f'PROJECT_HOME = "{unreachable}"')
+    source = install_cell(name).replace(
+        'PROJECT_HOME = "https://github.com/vggcifar/vggcifar"', f'PROJECT_HOME = "{unreachable}"'
+    )
     assert unreachable in source  # the cell takes the address from its one PROJECT_HOME line
     elsewhere = tmp_path / "colab" / "content"  # no clone of the repository above it
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "vggcifar" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "vggcifar" else real_find_spec(name, *a)
+    )
     with pytest.raises(RuntimeError) as failure:
         exec(compile(source, "install", "exec"), {})
     message = str(failure.value)

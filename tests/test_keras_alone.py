@@ -49,10 +49,20 @@ KERAS_ALONE = textwrap.dedent("""
 
 def load_with_keras_alone(paths, pictures, folder):
     np.save(folder / "pictures.npy", pictures)
-    result = subprocess.run([sys.executable, "-c", KERAS_ALONE,
-                             json.dumps({k: str(v) for k, v in paths.items()}),
-                             str(folder / "pictures.npy")],
-                            cwd=folder, env=ENV, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KERAS_ALONE,
+            json.dumps({k: str(v) for k, v in paths.items()}),
+            str(folder / "pictures.npy"),
+        ],
+        cwd=folder,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("RESULT ")[1])
 
@@ -64,17 +74,32 @@ def test_saved_files_load_with_keras_alone_and_predict_the_same(tmp_path):
     runs of notebooks 03 and 06 are loaded with Keras alone in test_notebooks.py.)"""
     keras.utils.set_random_seed(0)
     dataset = make_synthetic(per_class=3, test_per_class=1, seed=0)
-    model = compile_recipe(build_vgg16(fc_units=16, **model_options(IMPROVED_RECIPE)),
-                           IMPROVED_RECIPE, epochs=2, steps_per_epoch=3)
-    pipeline = make_pipeline(dataset.x_train, dataset.y_train, 10, 10, shuffle=True,
-                             augment=make_augmenter(IMPROVED_RECIPE))
+    model = compile_recipe(
+        build_vgg16(fc_units=16, **model_options(IMPROVED_RECIPE)),
+        IMPROVED_RECIPE,
+        epochs=2,
+        steps_per_epoch=3,
+    )
+    pipeline = make_pipeline(
+        dataset.x_train, dataset.y_train, 10, 10, shuffle=True, augment=make_augmenter(IMPROVED_RECIPE)
+    )
     run = RunFolder(tmp_path / "run", {"epochs": 2})
-    model.fit(pipeline, shuffle=False, epochs=2, initial_epoch=run.resume(model),
-              callbacks=[run, SpeedUps(False)], verbose=0)
+    model.fit(
+        pipeline,
+        shuffle=False,
+        epochs=2,
+        initial_epoch=run.resume(model),
+        callbacks=[run, SpeedUps(False)],
+        verbose=0,
+    )
     assert speedups_applied(model) is False
     files = save_article_files(model, tmp_path / "run")
-    paths = {"model_keras": tmp_path / "run" / runs.MODEL, "article_keras": files["keras"],
-             "article_weights": files["weights"], "article_h5": files["legacy_h5"]}
+    paths = {
+        "model_keras": tmp_path / "run" / runs.MODEL,
+        "article_keras": files["keras"],
+        "article_weights": files["weights"],
+        "article_h5": files["legacy_h5"],
+    }
     pictures = pixels_to_float(dataset.x_test)
     expected = model.predict(pictures, verbose=0)
 

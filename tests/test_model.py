@@ -28,7 +28,12 @@ def test_output_shapes_halve_block_by_block(article_model):
     shape = lambda name: tuple(article_model.get_layer(name).output.shape[1:])  # noqa: E731
     assert shape("block1_conv1") == (32, 32, 64)
     assert [shape(f"block{b}_pool") for b in range(1, 6)] == [
-        (16, 16, 64), (8, 8, 128), (4, 4, 256), (2, 2, 512), (1, 1, 512)]
+        (16, 16, 64),
+        (8, 8, 128),
+        (4, 4, 256),
+        (2, 2, 512),
+        (1, 1, 512),
+    ]
     assert [shape(n) for n in ("flatten", "fc1", "fc2", "predictions")] == [(512,), (4096,), (4096,), (10,)]
 
 
@@ -56,7 +61,9 @@ def test_without_batchnorm_loses_exactly_its_parameters():
 def test_dropout_and_l2_options():
     model = build_vgg16(dropout=0.5, l2=1e-4)
     assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
-        "dropout1", "dropout2"]
+        "dropout1",
+        "dropout2",
+    ]
     assert model.get_layer("dropout1").rate == 0.5
     assert count_params(model) == ARTICLE_PARAMS  # neither adds parameters
     model(np.zeros((1, 32, 32, 3), "float32"))
@@ -71,13 +78,16 @@ def test_other_class_counts_and_input_shapes():
     assert bigger.get_layer("flatten").output.shape[1] == 2 * 2 * 512
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"num_classes": 1}, "num_classes"),
-    ({"input_shape": (16, 16, 3)}, "at least 32x32"),
-    ({"input_shape": (32, 32)}, "input_shape"),
-    ({"dropout": 1.0}, "dropout"),
-    ({"l2": -1}, "l2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_classes": 1}, "num_classes"),
+        ({"input_shape": (16, 16, 3)}, "at least 32x32"),
+        ({"input_shape": (32, 32)}, "input_shape"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"l2": -1}, "l2"),
+    ],
+)
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_vgg16(**kwargs)

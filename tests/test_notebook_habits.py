@@ -29,23 +29,32 @@ def test_the_repositorys_notebooks_keep_the_habits():
 
 def test_every_notebook_is_checked_subfolders_included():
     found = {p.relative_to(REPO).as_posix() for p in check_notebooks.notebook_paths()}
-    assert found == {p.relative_to(REPO).as_posix() for p in (REPO / "notebooks").rglob("*.ipynb")
-                     if ".ipynb_checkpoints" not in p.parts}
+    assert found == {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "notebooks").rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    }
     assert "notebooks/01_data.ipynb" in found
 
 
 # --- each rule, on a small notebook in a repository made in tmp_path ----------------
 
+
 def good_notebook(relative=BAD):
     """A notebook that keeps every habit: links to itself, GPU metadata, one literal parameters cell."""
     home = project_home.current_home()
-    links = (f'<a href="{project_home.colab_link(home, relative)}">Run in Google Colab</a>\n'
-             f'<a href="{project_home.github_link(home, relative)}">View source on GitHub</a>')
+    links = (
+        f'<a href="{project_home.colab_link(home, relative)}">Run in Google Colab</a>\n'
+        f'<a href="{project_home.github_link(home, relative)}">View source on GitHub</a>'
+    )
     notebook = new_notebook(metadata={"accelerator": "GPU", "colab": {"gpuType": "T4"}})
     notebook.cells = [
         new_markdown_cell(f"# A test · テスト\n\n{links}\n<!-- ja -->\nテスト用のノートブック。", id="title"),
-        new_code_cell("# the article's settings\nepochs = 20\nrun_dir = 'runs/article'  # where\n"
-                      "sizes = (32, 32)", id="parameters", metadata={"tags": ["parameters"]}),
+        new_code_cell(
+            "# the article's settings\nepochs = 20\nrun_dir = 'runs/article'  # where\nsizes = (32, 32)",
+            id="parameters",
+            metadata={"tags": ["parameters"]},
+        ),
         new_code_cell("print(epochs)", id="print"),
     ]
     return notebook
@@ -87,14 +96,21 @@ def test_outputs_and_execution_counts_are_problems(repo):
     assert_one_problem(problems_of(repo, notebook), "outputs", "cell 'print' has an execution count")
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda cells: cells[1].metadata.pop("tags"), "0 cells are tagged 'parameters'"),
-    (lambda cells: cells[2].metadata.update(tags=["parameters"]), "2 cells are tagged 'parameters'"),
-    (lambda cells: setattr(cells[1], "source", "epochs = 10 * 2"), "line 1: only `name = literal`"),
-    (lambda cells: setattr(cells[1], "source", "epochs = 20\nimport os"), "line 2: only `name = literal`"),
-    (lambda cells: setattr(cells[1], "source", "epochs = batch = 20"), "line 1: only `name = literal`"),
-    (lambda cells: setattr(cells[1], "source", "epochs = ("), "not valid Python"),
-], ids=["none", "two", "expression", "import", "two-names", "syntax"])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda cells: cells[1].metadata.pop("tags"), "0 cells are tagged 'parameters'"),
+        (lambda cells: cells[2].metadata.update(tags=["parameters"]), "2 cells are tagged 'parameters'"),
+        (lambda cells: setattr(cells[1], "source", "epochs = 10 * 2"), "line 1: only `name = literal`"),
+        (
+            lambda cells: setattr(cells[1], "source", "epochs = 20\nimport os"),
+            "line 2: only `name = literal`",
+        ),
+        (lambda cells: setattr(cells[1], "source", "epochs = batch = 20"), "line 1: only `name = literal`"),
+        (lambda cells: setattr(cells[1], "source", "epochs = ("), "not valid Python"),
+    ],
+    ids=["none", "two", "expression", "import", "two-names", "syntax"],
+)
 def test_exactly_one_parameters_cell_of_literal_assignments(repo, change, words):
     notebook = good_notebook()
     change(notebook.cells)
@@ -110,12 +126,16 @@ def test_cells_without_ids_or_with_the_same_id_are_problems(repo):
     assert_one_problem(problems_of(repo, notebook), "ids", "2 cells share the id 'title'")
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda metadata: metadata.pop("accelerator"), '"accelerator": "GPU"'),
-    (lambda metadata: metadata.update(accelerator="None"), '"accelerator": "GPU"'),
-    (lambda metadata: metadata["colab"].pop("gpuType"), "gpuType"),
-    (lambda metadata: metadata.pop("colab"), "gpuType"),
-], ids=["no-accelerator", "cpu", "no-gpuType", "no-colab"])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda metadata: metadata.pop("accelerator"), '"accelerator": "GPU"'),
+        (lambda metadata: metadata.update(accelerator="None"), '"accelerator": "GPU"'),
+        (lambda metadata: metadata["colab"].pop("gpuType"), "gpuType"),
+        (lambda metadata: metadata.pop("colab"), "gpuType"),
+    ],
+    ids=["no-accelerator", "cpu", "no-gpuType", "no-colab"],
+)
 def test_colab_opens_the_notebook_on_a_gpu(repo, change, words):
     notebook = good_notebook()
     change(notebook.metadata)
@@ -129,14 +149,18 @@ def test_links_point_at_the_notebook_itself(repo):
     assert any("no 'Run in Google Colab' link" in line for line in found)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("# A test · テスト\n\nEnglish only.", "has 0 '<!-- ja -->' lines"),
-    ("English.\n<!-- ja -->\n英語。\n<!-- ja -->\n日本語。", "has 2 '<!-- ja -->' lines"),
-    ("English. <!-- ja --> 日本語。", "has 0 '<!-- ja -->' lines"),  # the marker is a line of its own
-    ("\n<!-- ja -->\nテスト用のノートブック。", "has no English before"),
-    ("English.\n<!-- ja -->\nEnglish again.", "has no Japanese (kana or kanji) after"),
-    ("English.\n<!-- ja -->\n", "has no Japanese (kana or kanji) after"),
-], ids=["no-marker", "two-markers", "inline-marker", "no-english", "not-japanese", "empty-japanese"])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("# A test · テスト\n\nEnglish only.", "has 0 '<!-- ja -->' lines"),
+        ("English.\n<!-- ja -->\n英語。\n<!-- ja -->\n日本語。", "has 2 '<!-- ja -->' lines"),
+        ("English. <!-- ja --> 日本語。", "has 0 '<!-- ja -->' lines"),  # the marker is a line of its own
+        ("\n<!-- ja -->\nテスト用のノートブック。", "has no English before"),
+        ("English.\n<!-- ja -->\nEnglish again.", "has no Japanese (kana or kanji) after"),
+        ("English.\n<!-- ja -->\n", "has no Japanese (kana or kanji) after"),
+    ],
+    ids=["no-marker", "two-markers", "inline-marker", "no-english", "not-japanese", "empty-japanese"],
+)
 def test_every_markdown_cell_is_english_then_japanese(repo, text, words):
     notebook = good_notebook()
     notebook.cells.append(new_markdown_cell(text, id="prose"))
@@ -176,6 +200,7 @@ def test_stats_count_the_english_and_the_japanese_prose(repo, capsys):
 
 # --- the pre-commit hook that strips outputs ------------------------------------------
 
+
 def nbstripout_args():
     """The arguments that .pre-commit-config.yaml gives nbstripout."""
     config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
@@ -190,12 +215,16 @@ def test_nbstripout_as_configured_strips_outputs_but_keeps_ids_and_the_parameter
     for number, cell in enumerate(c for c in executed["cells"] if c["cell_type"] == "code"):
         cell["execution_count"] = number + 1
         cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
-        cell["metadata"].update(colab={"base_uri": "https://localhost:8080/"}, outputId="abc-123",
-                                ExecuteTime={"end_time": "2026-11-30T03:00:00Z"})
+        cell["metadata"].update(
+            colab={"base_uri": "https://localhost:8080/"},
+            outputId="abc-123",
+            ExecuteTime={"end_time": "2026-11-30T03:00:00Z"},
+        )
     path = tmp_path / "03_training.ipynb"
     path.write_text(json.dumps(executed, indent=1), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "nbstripout", *nbstripout_args(), str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstripout", *nbstripout_args(), str(path)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     stripped = json.loads(path.read_text(encoding="utf-8"))
     assert stripped == original  # outputs, counts and Colab's cell metadata gone; ids and tags kept

@@ -50,8 +50,12 @@ def test_parameters_cell_is_literal_with_the_article_defaults(name):
     values = parameters_of(read(name))
     if "recipe" in values:  # 06: None takes the recipe's value; the improved recipe has the article's budget
         budget = run_params(values["recipe"], epochs=values["epochs"], batch_size=values["batch_size"])
-        values = {**values, "epochs": budget["epochs"], "batch_size": budget["batch_size"],
-                  "run_dir": values["run_dir"] or f"runs/{values['recipe']}"}
+        values = {
+            **values,
+            "epochs": budget["epochs"],
+            "batch_size": budget["batch_size"],
+            "run_dir": values["run_dir"] or f"runs/{values['recipe']}",
+        }
     assert {k: values[k] for k in ARTICLE_DEFAULTS} == {**ARTICLE_DEFAULTS, **SWEEP_SCALE.get(name, {})}
     assert isinstance(values["run_dir"], str) and values["run_dir"]
 
@@ -62,8 +66,7 @@ def test_papermill_help_lists_every_parameter_with_its_type(name):
     found = papermill.inspect_notebook(NOTEBOOKS / f"{name}.ipynb")
     values = parameters_of(read(name))
     assert set(found) == set(values)
-    python_types = {"str": str, "int": int, "float": float, "bool": bool, "list": list,
-                    "None": type(None)}
+    python_types = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "None": type(None)}
     for parameter, value in values.items():
         allowed = found[parameter]["inferred_type_name"].split("|")
         assert set(allowed) <= set(python_types), (parameter, allowed)
@@ -88,21 +91,48 @@ def code_of(name):
     return "\n".join(c.source for c in read(name).cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("name, lesson", [
-    ("02_model", ["layers.Conv2D(", "layers.BatchNormalization(", 'layers.Activation("relu"',
-                  "layers.MaxPooling2D(", "layers.Flatten(", "layers.Dense(", "keras.Input(",
-                  "model.summary()"]),
-    ("03_training", ['astype("float32") / 255', "keras.utils.to_categorical(",
-                     "keras.optimizers.Adam()", 'loss="categorical_crossentropy"',
-                     'metrics=["accuracy"]', "model.fit(x_train, y_train, batch_size=batch_size",
-                     "validation_data=", "initial_epoch=initial_epoch", "callbacks=[run",
-                     "keras.mixed_precision.set_global_policy(", 'history.history['],
-     ),
-    ("04_plots", ["plt.figure(", "plt.plot(", 'color="b"', 'color="r"', "plt.legend(",
-                  "plt.show()", ".savefig("]),
-    ("05_saving", ["model.save(path)", "model.save_weights(path)", "keras.models.load_model(",
-                   ".load_weights("]),
-])
+@pytest.mark.parametrize(
+    "name, lesson",
+    [
+        (
+            "02_model",
+            [
+                "layers.Conv2D(",
+                "layers.BatchNormalization(",
+                'layers.Activation("relu"',
+                "layers.MaxPooling2D(",
+                "layers.Flatten(",
+                "layers.Dense(",
+                "keras.Input(",
+                "model.summary()",
+            ],
+        ),
+        (
+            "03_training",
+            [
+                'astype("float32") / 255',
+                "keras.utils.to_categorical(",
+                "keras.optimizers.Adam()",
+                'loss="categorical_crossentropy"',
+                'metrics=["accuracy"]',
+                "model.fit(x_train, y_train, batch_size=batch_size",
+                "validation_data=",
+                "initial_epoch=initial_epoch",
+                "callbacks=[run",
+                "keras.mixed_precision.set_global_policy(",
+                "history.history[",
+            ],
+        ),
+        (
+            "04_plots",
+            ["plt.figure(", "plt.plot(", 'color="b"', 'color="r"', "plt.legend(", "plt.show()", ".savefig("],
+        ),
+        (
+            "05_saving",
+            ["model.save(path)", "model.save_weights(path)", "keras.models.load_model(", ".load_weights("],
+        ),
+    ],
+)
 def test_the_articles_keras_code_is_in_the_cells(name, lesson):
     """A student reads the article's Keras code in the notebook, not behind a wrapper."""
     code = code_of(name)
@@ -166,28 +196,59 @@ def prepared(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("prepared")
     run_dir = folder / "run"
-    extra = {"06_improvements": {"run_dir": str(folder / "improved"), "article_run_dir": str(run_dir),
-                                 "recipe": "quick"},  # the quick recipe's settings, at CI's size
-             "08_sweeps": {"run_dir": str(folder / "sweep"), "batch_sizes": [16], "epochs": 2}}
+    extra = {
+        "06_improvements": {
+            "run_dir": str(folder / "improved"),
+            "article_run_dir": str(run_dir),
+            "recipe": "quick",
+        },  # the quick recipe's settings, at CI's size
+        "08_sweeps": {"run_dir": str(folder / "sweep"), "batch_sizes": [16], "epochs": 2},
+    }
     for name in ALL:
-        papermill.execute_notebook(NOTEBOOKS / f"{name}.ipynb", folder / f"{name}.ipynb",
-                                   parameters={**SMALL, "run_dir": str(run_dir), **extra.get(name, {})},
-                                   prepare_only=True, progress_bar=False)
+        papermill.execute_notebook(
+            NOTEBOOKS / f"{name}.ipynb",
+            folder / f"{name}.ipynb",
+            parameters={**SMALL, "run_dir": str(run_dir), **extra.get(name, {})},
+            prepare_only=True,
+            progress_bar=False,
+        )
     return folder, run_dir
 
 
 def test_every_notebook_runs_under_nbval(prepared):
     folder, run_dir = prepared
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         *[f"{name}.ipynb" for name in ALL]],
-        cwd=folder, env=ENV, capture_output=True, text=True, timeout=1200)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *[f"{name}.ipynb" for name in ALL],
+        ],
+        cwd=folder,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     # what 03, 04 and 05 leave in the run folder
     history = json.loads((run_dir / "history.json").read_text())
     assert history["epoch"] == [1]
-    for produced in ("params.json", "history.csv", "metrics.json", "model.keras", "accuracy.png",
-                     "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5", "cifar10-CNN.h5"):
+    for produced in (
+        "params.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "accuracy.png",
+        "loss.png",
+        "cifar10-CNN.keras",
+        "cifar10-CNN.weights.h5",
+        "cifar10-CNN.h5",
+    ):
         assert (run_dir / produced).exists(), produced
     # 06: its own run, with the recipe given (quick), validated on held-out pictures
     improved = run_dir.parent / "improved"
@@ -198,9 +259,13 @@ def test_every_notebook_runs_under_nbval(prepared):
     # 03's run was reused by 06, not trained again (one history row, article recipe)
     assert json.loads((run_dir / "params.json").read_text())["dropout"] == 0.0
     # every file the notebooks saved loads with Keras alone, and they agree
-    paths = {"model_keras": run_dir / "model.keras", "article_keras": run_dir / "cifar10-CNN.keras",
-             "article_weights": run_dir / "cifar10-CNN.weights.h5",
-             "article_h5": run_dir / "cifar10-CNN.h5", "improved_keras": improved / "model.keras"}
+    paths = {
+        "model_keras": run_dir / "model.keras",
+        "article_keras": run_dir / "cifar10-CNN.keras",
+        "article_weights": run_dir / "cifar10-CNN.weights.h5",
+        "article_h5": run_dir / "cifar10-CNN.h5",
+        "improved_keras": improved / "model.keras",
+    }
     pictures = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
     alone = load_with_keras_alone(paths, pictures, folder)
     for name in ("article_keras", "article_weights", "article_h5"):
@@ -225,8 +290,16 @@ def test_every_notebook_runs_under_nbval(prepared):
 
 def run_papermill(name, tmp_path, **parameters):
     out = tmp_path / f"{name}-out.ipynb"
-    args = [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"), str(out),
-            "--no-progress-bar", "--cwd", str(tmp_path)]
+    args = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(out),
+        "--no-progress-bar",
+        "--cwd",
+        str(tmp_path),
+    ]
     for key, value in parameters.items():
         args += ["-p", key, str(value)]
     return subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900), out
@@ -240,10 +313,17 @@ def test_bad_parameter_stops_the_notebook_before_training(tmp_path):
     assert not run_dir.exists()
 
 
-@pytest.mark.parametrize("name, parameters, message", [
-    ("06_improvements", {"optimizer": "rmsprop"}, "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'"),
-    ("07_evaluation", {"picture": "no-such-cat.jpg"}, "picture 'no-such-cat.jpg': no such file"),
-])
+@pytest.mark.parametrize(
+    "name, parameters, message",
+    [
+        (
+            "06_improvements",
+            {"optimizer": "rmsprop"},
+            "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'",
+        ),
+        ("07_evaluation", {"picture": "no-such-cat.jpg"}, "picture 'no-such-cat.jpg': no such file"),
+    ],
+)
 def test_bad_parameter_of_a_later_notebook_stops_it_early(tmp_path, name, parameters, message):
     run_dir = tmp_path / "never"
     result, out = run_papermill(name, tmp_path, data="synthetic", run_dir=run_dir, **parameters)
@@ -254,8 +334,9 @@ def test_bad_parameter_of_a_later_notebook_stops_it_early(tmp_path, name, parame
 
 def test_plots_notebook_without_a_run_says_so_and_trains_one(tmp_path):
     run_dir = tmp_path / "fresh-machine"
-    result, out = run_papermill("04_plots", tmp_path, data="synthetic", subset=5, epochs=1,
-                                batch_size=25, run_dir=run_dir)
+    result, out = run_papermill(
+        "04_plots", tmp_path, data="synthetic", subset=5, epochs=1, batch_size=25, run_dir=run_dir
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     text = out.read_text()
     assert "No finished run" in text and "03_training.ipynb makes it" in text

@@ -37,14 +37,23 @@ def test_embedded_numbers_equal_the_shared_record():
 
 
 def test_two_figures_blue_training_red_test_with_reference(tmp_path):
-    history = {"epoch": [1, 2, 3], "accuracy": [0.2, 0.4, 0.6], "val_accuracy": [0.2, 0.3, 0.35],
-               "loss": [2.0, 1.5, 1.0], "val_loss": [2.1, 1.8, 1.9]}
+    history = {
+        "epoch": [1, 2, 3],
+        "accuracy": [0.2, 0.4, 0.6],
+        "val_accuracy": [0.2, 0.3, 0.35],
+        "loss": [2.0, 1.5, 1.0],
+        "val_loss": [2.1, 1.8, 1.9],
+    }
     figures = plot_history(history, with_article=True, out_dir=tmp_path)
     assert set(figures) == {"accuracy", "loss"}
     for metric, fig in figures.items():
         lines = fig.axes[0].get_lines()
         assert [line.get_label() for line in lines] == [
-            "training", "test", "article: training", "article: test"]
+            "training",
+            "test",
+            "article: training",
+            "article: test",
+        ]
         assert lines[0].get_color() == "b" and lines[1].get_color() == "r"
         assert list(lines[1].get_ydata()) == history[f"val_{metric}"]
         assert len(lines[2].get_xdata()) == 20
@@ -69,8 +78,13 @@ def test_sample_grid_titles_are_class_names():
 
 
 def test_red_line_names_what_the_run_validated_on():
-    history = {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4],
-               "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}
+    history = {
+        "epoch": [1, 2],
+        "accuracy": [0.3, 0.5],
+        "val_accuracy": [0.2, 0.4],
+        "loss": [2.0, 1.5],
+        "val_loss": [2.1, 1.7],
+    }
     labels = [line.get_label() for line in plot_metric(history, "accuracy").axes[0].lines]
     assert labels == ["training", "test"]  # the article's way
     held_out = plot_history(history, with_article=False, validation="holdout")["loss"].axes[0].lines

@@ -47,19 +47,25 @@ def test_a_named_recipe_brings_its_settings_and_budget_and_none_keeps_them():
     assert changed["learning_rate"] == 0.1 and changed["subset"] is None
     improved = run_params("improved", batch_size=None)
     assert recipe_of(improved) == IMPROVED_RECIPE and (improved["epochs"], improved["batch_size"]) == (20, 64)
-    with pytest.raises(ParameterError, match=r"recipe must be one of \('article', 'improved', 'quick'\), "
-                                             r"got 'fast'"):
+    with pytest.raises(
+        ParameterError,
+        match=r"recipe must be one of \('article', 'improved', 'quick'\), "
+        r"got 'fast'",
+    ):
         run_params("fast")
     with pytest.raises(ParameterError, match="epochs must be a whole number"):
         run_params(epochs=None)  # without a recipe, None is not a number of epochs
 
 
-@pytest.mark.parametrize("setting, message", [
-    ({"small_crops": 4}, r"small_crops must be 0 \(off\) or the side in pixels .* >= 8; got 4"),
-    ({"small_crops": 24.0}, "small_crops must be 0"),
-    ({"small_crops": True}, "small_crops must be 0"),
-    ({"small_crops_share": 1.5}, r"small_crops_share must be a number in \[0.0, 1.0\], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"small_crops": 4}, r"small_crops must be 0 \(off\) or the side in pixels .* >= 8; got 4"),
+        ({"small_crops": 24.0}, "small_crops must be 0"),
+        ({"small_crops": True}, "small_crops must be 0"),
+        ({"small_crops_share": 1.5}, r"small_crops_share must be a number in \[0.0, 1.0\], got 1.5"),
+    ],
+)
 def test_bad_small_crops_settings_are_named(setting, message):
     with pytest.raises(ParameterError, match=message):
         check_recipe(setting)
@@ -67,11 +73,20 @@ def test_bad_small_crops_settings_are_named(setting, message):
 
 def test_small_crops_larger_than_the_pictures_stop_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
-    with pytest.raises(ParameterError, match=r"small_crops must be smaller than the pictures \(32x32\), "
-                                             r"got 32"):
-        run_training(recipe="quick", small_crops=32, small_crops_share=0.5, data="synthetic",
-                     subset=2, batch_size=4,
-                     run_dir=str(tmp_path / "r"))
+    with pytest.raises(
+        ParameterError,
+        match=r"small_crops must be smaller than the pictures \(32x32\), "
+        r"got 32",
+    ):
+        run_training(
+            recipe="quick",
+            small_crops=32,
+            small_crops_share=0.5,
+            data="synthetic",
+            subset=2,
+            batch_size=4,
+            run_dir=str(tmp_path / "r"),
+        )
 
 
 def test_small_crops_are_random_windows_of_the_pictures():
@@ -80,8 +95,12 @@ def test_small_crops_are_random_windows_of_the_pictures():
     assert crops.shape == (8, 24, 24, 3) and crops.dtype == np.uint8
     corners = []
     for picture, crop in zip(pictures, crops):
-        found = [(r, c) for r in range(9) for c in range(9)
-                 if np.array_equal(picture[r:r + 24, c:c + 24], crop)]
+        found = [
+            (r, c)
+            for r in range(9)
+            for c in range(9)
+            if np.array_equal(picture[r : r + 24, c : c + 24], crop)
+        ]
         assert len(found) == 1
         corners += found
     assert len(set(corners)) > 1  # each picture gets its own window
@@ -105,14 +124,23 @@ def test_runs_recorded_before_the_small_crops_settings_still_resume():
     assert runs._differences({**old, "dropout": 0.0}, new) == {"dropout": (0.0, 0.5)}
 
 
-def test_small_crops_train_first_then_whole_pictures_and_resume_between(tmp_path, monkeypatch,
-                                                                          capsys):
+def test_small_crops_train_first_then_whole_pictures_and_resume_between(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "quick"
-    params = {"recipe": "quick", "small_crops": 24, "small_crops_share": 0.75, "data": "synthetic",
-              "subset": 8, "epochs": 3, "batch_size": 16, "run_dir": str(run_dir)}
+    params = {
+        "recipe": "quick",
+        "small_crops": 24,
+        "small_crops_share": 0.75,
+        "data": "synthetic",
+        "subset": 8,
+        "epochs": 3,
+        "batch_size": 16,
+        "run_dir": str(run_dir),
+    }
     sizes, original = [], make_augmenter
-    monkeypatch.setattr("vggcifar.training.make_augmenter",
-                        lambda recipe, size=None: (sizes.append(size), original(recipe, size))[1])
+    monkeypatch.setattr(
+        "vggcifar.training.make_augmenter",
+        lambda recipe, size=None: (sizes.append(size), original(recipe, size))[1],
+    )
 
     class StopAfterSecondEpoch(keras.callbacks.Callback):  # stands in for SpeedUps: a cut-off
         def __init__(self, speedups):

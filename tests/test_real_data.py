@@ -32,24 +32,32 @@ def test_short_training_on_real_pictures_beats_chance_clearly(shared_cifar_archi
 
     with precision_policy(choose_precision("auto")):  # as notebook 03 chooses it
         model = build_vgg16(bn_momentum=0.9)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     run = RunFolder(tmp_path / "real", {"epochs": 2, "batch_size": 32})
-    model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-              batch_size=32, epochs=2, initial_epoch=run.resume(model),
-              validation_data=(pixels_to_float(dataset.x_test),
-                               keras.utils.to_categorical(dataset.y_test, 10)),
-              callbacks=[run, SpeedUps("auto")], verbose=2)
+    model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=32,
+        epochs=2,
+        initial_epoch=run.resume(model),
+        validation_data=(pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10)),
+        callbacks=[run, SpeedUps("auto")],
+        verbose=2,
+    )
     history = run.history
 
     predicted = model.predict(pixels_to_float(dataset.x_test), verbose=0).argmax(axis=1)
     held_out_accuracy = float((predicted == dataset.y_test).mean())
-    figures = {"held_out_accuracy": held_out_accuracy, "held_out_pictures": len(dataset.y_test),
-               "seconds_per_epoch": history["seconds"],
-               "val_accuracy_per_epoch": history["val_accuracy"]}
+    figures = {
+        "held_out_accuracy": held_out_accuracy,
+        "held_out_pictures": len(dataset.y_test),
+        "seconds_per_epoch": history["seconds"],
+        "val_accuracy_per_epoch": history["val_accuracy"],
+    }
     print("real-data run:", json.dumps(figures))
     assert held_out_accuracy == pytest.approx(history["val_accuracy"][-1], abs=1e-3)
     assert held_out_accuracy > 0.25, figures
     assert len(set(predicted.tolist())) >= 5  # not one class for every picture
     assert runs.is_finished(tmp_path / "real")
-

@@ -23,12 +23,18 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def work(run_dir, point):
-    return subprocess.run([sys.executable, str(WORKER), str(run_dir), point], env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(WORKER), str(run_dir), point],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-@pytest.mark.parametrize("point, resumed_after", [
-    ("mid-epoch", 1), ("between-epochs", 2), ("while-saving", 1)])
+@pytest.mark.parametrize(
+    "point, resumed_after", [("mid-epoch", 1), ("between-epochs", 2), ("while-saving", 1)]
+)
 def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_after):
     run_dir = tmp_path / point
     killed = work(run_dir, point)
@@ -48,7 +54,7 @@ def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_af
     # the optimizer's step counter and the learning-rate schedule went on from the backup
     assert f"ITERATIONS {STEPS}" in again.stdout
     rate = float(again.stdout.split("LEARNING_RATE ")[1].split()[0])
-    assert rate == pytest.approx(1e-3 * 0.9 ** STEPS, rel=1e-4)
+    assert rate == pytest.approx(1e-3 * 0.9**STEPS, rel=1e-4)
     model = keras.models.load_model(run_dir / runs.MODEL)
     assert int(model.optimizer.iterations) == STEPS
     assert json.loads((run_dir / runs.METRICS).read_text())["epochs"] == 3
@@ -57,9 +63,14 @@ def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_af
 
 def tiny_model(units=8):
     """A small Keras model: the run folder's mechanics do not depend on the architecture."""
-    return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                             keras.layers.Dense(units, activation="relu"),
-                             keras.layers.Dense(10, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def train(model, dataset, run_dir, overwrite=False, epochs=2):
@@ -68,11 +79,16 @@ def train(model, dataset, run_dir, overwrite=False, epochs=2):
         compile_like_article(model)
     run = RunFolder(run_dir, {"epochs": epochs}, overwrite=overwrite)
     initial_epoch = run.resume(model)
-    model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-              batch_size=10, epochs=epochs, initial_epoch=initial_epoch,
-              validation_data=(pixels_to_float(dataset.x_test),
-                               keras.utils.to_categorical(dataset.y_test, 10)),
-              callbacks=[run], verbose=0)
+    model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=10,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=(pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10)),
+        callbacks=[run],
+        verbose=0,
+    )
     return run.history
 
 
@@ -91,8 +107,7 @@ def interrupted_run(tmp_path, monkeypatch):
 
 def snapshot(folder):
     """Every file's bytes, but for the lock (who is writing, not what was written)."""
-    return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*"))
-            if p.is_file() and p.name != runs.LOCK}
+    return {p: p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.name != runs.LOCK}
 
 
 def test_damaged_backup_gets_a_clear_message_and_nothing_changes(interrupted_run):
@@ -134,6 +149,7 @@ def test_overwrite_removes_the_runs_files_and_nothing_else(interrupted_run):
 
 # --- nothing of the user's is lost ----------------------------------------------------
 
+
 def test_a_folder_of_someone_elses_files_is_never_used(tmp_path):
     """Not for a new run, and not with overwrite=True: no mark, no run folder."""
     mine = tmp_path / "thesis"
@@ -142,8 +158,11 @@ def test_a_folder_of_someone_elses_files_is_never_used(tmp_path):
     (mine / "notes.txt").write_text("mine")
     before = snapshot(mine)
     for overwrite in (False, True):
-        with pytest.raises(runs.RunFolderError, match=r"holds files that are not a run of this project "
-                                                      r"\(notes.txt\).*overwrite=True does not change"):
+        with pytest.raises(
+            runs.RunFolderError,
+            match=r"holds files that are not a run of this project "
+            r"\(notes.txt\).*overwrite=True does not change",
+        ):
             RunFolder(mine, {"epochs": 2}, overwrite=overwrite)
     assert snapshot(mine) == before
 
@@ -157,8 +176,11 @@ def test_a_second_writer_is_refused_with_the_holders_name(interrupted_run):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         write_lock(run_dir, host=socket.gethostname(), pid=other.pid)
-        with pytest.raises(runs.RunFolderError, match=rf"being written by process {other.pid} on "
-                                                      rf"{socket.gethostname()}.*wait until"):
+        with pytest.raises(
+            runs.RunFolderError,
+            match=rf"being written by process {other.pid} on "
+            rf"{socket.gethostname()}.*wait until",
+        ):
             train(tiny_model(), dataset, run_dir)
         write_lock(run_dir, host="colab-machine-2", pid=1234)  # alive a moment ago, elsewhere
         with pytest.raises(runs.RunFolderError, match="process 1234 on colab-machine-2"):
@@ -168,10 +190,13 @@ def test_a_second_writer_is_refused_with_the_holders_name(interrupted_run):
         other.wait()
 
 
-@pytest.mark.parametrize("holder, reason", [
-    ("ended", r"process \d+ has ended"),
-    ("silent", "has shown no sign of life for 20 minutes"),
-])
+@pytest.mark.parametrize(
+    "holder, reason",
+    [
+        ("ended", r"process \d+ has ended"),
+        ("silent", "has shown no sign of life for 20 minutes"),
+    ],
+)
 def test_a_stale_lock_is_taken_over_and_said_so(interrupted_run, capsys, holder, reason):
     run_dir, dataset = interrupted_run
     if holder == "ended":
@@ -208,8 +233,9 @@ def test_a_backup_of_another_model_says_it_does_not_fit(interrupted_run):
     params = json.loads((run_dir / runs.PARAMS).read_text())
     del params["setup"]  # as a run folder of an older version has it
     (run_dir / runs.PARAMS).write_text(json.dumps(params))
-    with pytest.raises(runs.RunFolderError, match="made by a model of other shapes than this one.*"
-                                                  "does not fit"):
+    with pytest.raises(
+        runs.RunFolderError, match="made by a model of other shapes than this one.*does not fit"
+    ):
         train(tiny_model(units=16), dataset, run_dir)
 
 

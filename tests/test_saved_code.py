@@ -1,4 +1,4 @@
-"""The code the notebooks show and the code the package keeps are the same (d2l's #@save)."""
+"""The code the notebooks show and the code the package keeps are the same (d2l's #@save mark)."""
 
 import importlib.util
 import json
@@ -30,8 +30,9 @@ def test_a_changed_notebook_definition_is_caught(tmp_path):
     notebook = json.loads((REPO / "notebooks" / "02_model.ipynb").read_text())
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
-            cell["source"] = "".join(cell["source"]).replace("BatchNormalization(momentum=bn_momentum",
-                                                             "BatchNormalization(momentum=0.9")
+            cell["source"] = "".join(cell["source"]).replace(
+                "BatchNormalization(momentum=bn_momentum", "BatchNormalization(momentum=0.9"
+            )
     changed = tmp_path / "02_model.ipynb"
     changed.write_text(json.dumps(notebook))
     different = saved_code.differences(saved_code.marked_definitions(changed))

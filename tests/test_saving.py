@@ -23,8 +23,14 @@ def trained_model():
     keras.utils.set_random_seed(1)
     dataset = make_synthetic(per_class=6, test_per_class=2, seed=1)
     model = compile_like_article(build_vgg16())
-    model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-              batch_size=20, epochs=1, callbacks=[SpeedUps(True)], verbose=0)
+    model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=20,
+        epochs=1,
+        callbacks=[SpeedUps(True)],
+        verbose=0,
+    )
     return model, pixels_to_float(dataset.x_test)
 
 

@@ -18,8 +18,14 @@ from vggcifar.settings import (
 
 
 def test_the_articles_settings():
-    assert ARTICLE == {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20,
-                       "batch_size": 64, "run_dir": "runs/article"}
+    assert ARTICLE == {
+        "data": "cifar10",
+        "subset": None,
+        "seed": 0,
+        "epochs": 20,
+        "batch_size": 64,
+        "run_dir": "runs/article",
+    }
     assert ARTICLE_RECIPE["optimizer"] == "adam" and ARTICLE_RECIPE["learning_rate"] == 0.001
 
 
@@ -29,17 +35,20 @@ def test_run_params_records_every_setting_but_how_to_run():
     assert "overwrite" not in params
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"precision": True}, "precision must be one of"),
-    ({"speedups": 1}, r"speedups must be one of \('auto', True, False\), got 1"),
-    ({"speedups": "true"}, "speedups must be one of"),
-    ({"overwrite": "yes"}, "overwrite must be True or False"),
-    ({"validation": "train"}, r"validation must be one of \('test', 'holdout'\)"),
-    ({"run_dir": ""}, "run_dir must be a folder path"),
-    ({"batch_size": True}, "batch_size must be a whole number"),
-    ({"learning_rate": float("nan")}, "learning_rate must be a number"),
-    ({"batchsize": 64}, r"unknown parameter\(s\) \['batchsize'\]; known: .*'batch_size'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"precision": True}, "precision must be one of"),
+        ({"speedups": 1}, r"speedups must be one of \('auto', True, False\), got 1"),
+        ({"speedups": "true"}, "speedups must be one of"),
+        ({"overwrite": "yes"}, "overwrite must be True or False"),
+        ({"validation": "train"}, r"validation must be one of \('test', 'holdout'\)"),
+        ({"run_dir": ""}, "run_dir must be a folder path"),
+        ({"batch_size": True}, "batch_size must be a whole number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a number"),
+        ({"batchsize": 64}, r"unknown parameter\(s\) \['batchsize'\]; known: .*'batch_size'"),
+    ],
+)
 def test_each_bad_value_is_named_with_what_is_allowed(params, message):
     with pytest.raises(ParameterError, match=message):
         check_params(**params)
@@ -48,8 +57,9 @@ def test_each_bad_value_is_named_with_what_is_allowed(params, message):
 def test_values_come_back_as_plain_python():
     import numpy as np
 
-    checked = check_params(epochs=np.int16(4), dropout=np.float64(0.25), speedups=True,
-                           data=settings.Path("synthetic"))
+    checked = check_params(
+        epochs=np.int16(4), dropout=np.float64(0.25), speedups=True, data=settings.Path("synthetic")
+    )
     assert checked == {"epochs": 4, "dropout": 0.25, "speedups": True, "data": "synthetic"}
     assert type(checked["epochs"]) is int
     assert check_recipe({"cutout": np.int64(8)})["cutout"] == 8

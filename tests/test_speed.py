@@ -26,8 +26,14 @@ def set_batchnorm_statistics(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
-            layer.set_weights([np.linspace(0.5, 1.5, n), np.linspace(-0.2, 0.2, n),
-                               np.linspace(-0.1, 0.1, n), np.linspace(0.5, 2.0, n)])
+            layer.set_weights(
+                [
+                    np.linspace(0.5, 1.5, n),
+                    np.linspace(-0.2, 0.2, n),
+                    np.linspace(-0.1, 0.1, n),
+                    np.linspace(0.5, 2.0, n),
+                ]
+            )
 
 
 def twin_models(**options):
@@ -63,7 +69,8 @@ def test_folded_copy_predicts_the_same_without_batchnorm():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     assert type(folded.get_layer("block5_conv3")) is keras.layers.Conv2D and speedups_applied(folded)
     assert [layer.name for layer in folded.layers if "conv" in layer.name] == [
-        layer.name for layer in model.layers if "conv" in layer.name]
+        layer.name for layer in model.layers if "conv" in layer.name
+    ]
     x = np.random.default_rng(1).random((8, 32, 32, 3), dtype="float32")
     np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="no BatchNormalization"):
@@ -71,18 +78,30 @@ def test_folded_copy_predicts_the_same_without_batchnorm():
 
 
 def conv_pair(size, kernel, padding, dtype=None, filters=7, channels=6):
-    plain = keras.Sequential([keras.Input((*size, channels)),
-                              keras.layers.Conv2D(filters, kernel, padding=padding, dtype=dtype)])
-    fast = keras.Sequential([keras.Input((*size, channels)),
-                             keras.layers.Conv2D(filters, kernel, padding=padding, dtype=dtype)])
+    plain = keras.Sequential(
+        [keras.Input((*size, channels)), keras.layers.Conv2D(filters, kernel, padding=padding, dtype=dtype)]
+    )
+    fast = keras.Sequential(
+        [keras.Input((*size, channels)), keras.layers.Conv2D(filters, kernel, padding=padding, dtype=dtype)]
+    )
     fast.set_weights(plain.get_weights())
     apply_speedups(fast)
     return plain.layers[0], fast.layers[0]
 
 
-@pytest.mark.parametrize("size, kernel, padding", [
-    ((2, 2), 3, "same"), ((4, 4), 3, "same"), ((4, 4), 3, "valid"), ((1, 1), 3, "same"),
-    ((2, 4), (2, 3), "same"), ((3, 4), 2, "valid"), ((4, 4), 5, "same"), ((8, 8), 3, "same")])
+@pytest.mark.parametrize(
+    "size, kernel, padding",
+    [
+        ((2, 2), 3, "same"),
+        ((4, 4), 3, "same"),
+        ((4, 4), 3, "valid"),
+        ((1, 1), 3, "same"),
+        ((2, 4), (2, 3), "same"),
+        ((3, 4), 2, "valid"),
+        ((4, 4), 5, "same"),
+        ((8, 8), 3, "same"),
+    ],
+)
 def test_small_picture_convolution_gives_keras_outputs_and_gradients(size, kernel, padding):
     """Same outputs and gradients as Conv2D: on at most 16 pixels they are matrix products (odd
     and even kernels, TensorFlow's uneven "same" padding), on 8x8 Keras' own code."""
@@ -113,25 +132,33 @@ def test_small_picture_convolution_in_bfloat16_is_as_close_as_keras(size):
     keras_bf16, ours = conv_pair((size, size), 3, "same", "mixed_bfloat16", filters=64, channels=256)
     for layer in (keras_bf16, ours):
         layer.set_weights(exact.get_weights())
-    outputs = {name: np.asarray(layer(x), dtype="float32")
-               for name, layer in (("exact", exact), ("keras", keras_bf16), ("ours", ours))}
+    outputs = {
+        name: np.asarray(layer(x), dtype="float32")
+        for name, layer in (("exact", exact), ("keras", keras_bf16), ("ours", ours))
+    }
     assert ours(x).dtype == "bfloat16"
     errors = {name: np.mean(np.abs(outputs[name] - outputs["exact"])) for name in ("keras", "ours")}
     scale = np.mean(np.abs(outputs["exact"]))
     assert errors["ours"] < 3 * errors["keras"] and errors["ours"] < 1e-2 * scale, (errors, scale)
 
 
-OPTIMIZERS = [lambda: keras.optimizers.Adam(learning_rate=0.01),
-              lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-              lambda: keras.optimizers.SGD(0.05, momentum=0.8)]
+OPTIMIZERS = [
+    lambda: keras.optimizers.Adam(learning_rate=0.01),
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: keras.optimizers.SGD(0.05, momentum=0.8),
+]
 
 
 def run_updates(optimizer, steps=4):
-    weights = [keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)),
-               keras.Variable(np.arange(5, dtype="float32"))]
+    weights = [
+        keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)),
+        keras.Variable(np.arange(5, dtype="float32")),
+    ]
     for step in range(steps):
-        gradients = [tf.constant(np.sin(np.arange(12) + step).reshape(3, 4), tf.float32),
-                     tf.constant(np.cos(np.arange(5) * step), tf.float32)]
+        gradients = [
+            tf.constant(np.sin(np.arange(12) + step).reshape(3, 4), tf.float32),
+            tf.constant(np.cos(np.arange(5) * step), tf.float32),
+        ]
         optimizer.apply(gradients, weights)
     return [w.numpy() for w in weights]
 
@@ -177,8 +204,15 @@ def small_fit(speedups, epochs=2):
     dataset = make_synthetic(per_class=4, test_per_class=1, seed=5)
     model = compile_like_article(build_vgg16(fc_units=16))
     callback = SpeedUps(speedups)
-    history = model.fit(pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-                        batch_size=16, epochs=epochs, shuffle=False, callbacks=[callback], verbose=0)
+    history = model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=16,
+        epochs=epochs,
+        shuffle=False,
+        callbacks=[callback],
+        verbose=0,
+    )
     return model, callback, history.history
 
 

@@ -2,7 +2,7 @@
 bench and the notebooks' code cells.
 
 To fix what these tests report: ``ruff check --fix .`` then ``ruff format .``; a notebook's
-``#@save`` definitions then go to the package with ``python tools/saved_code.py --update``.
+``# @save`` definitions then go to the package with ``python tools/saved_code.py --update``.
 """
 
 import subprocess
@@ -19,9 +19,11 @@ def ruff(*args):
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("command", [("check", "--output-format", "concise", "."),
-                                     ("format", "--check", "--output-format", "concise", ".")],
-                         ids=["lint", "format"])
+@pytest.mark.parametrize(
+    "command",
+    [("check", "--output-format", "concise", "."), ("format", "--check", "--output-format", "concise", ".")],
+    ids=["lint", "format"],
+)
 def test_ruff_finds_nothing(command):
     code, output = ruff(*command)
     assert code == 0, f"ruff {' '.join(command)} found:\n{output}"

@@ -35,8 +35,9 @@ class StandIn:
         epochs, batch = parameters.get("epochs", 20), parameters.get("batch_size", 64)
         val = [round(0.1 + 0.01 * batch / 16 * e, 4) for e in range(1, epochs + 1)]
         (run_dir / PARAMS).write_text(json.dumps(parameters))
-        (run_dir / HISTORY).write_text(json.dumps({"epoch": list(range(1, epochs + 1)),
-                                                   "val_accuracy": val, "seconds": [2.0] * epochs}))
+        (run_dir / HISTORY).write_text(
+            json.dumps({"epoch": list(range(1, epochs + 1)), "val_accuracy": val, "seconds": [2.0] * epochs})
+        )
         (run_dir / METRICS).write_text(json.dumps({"test_accuracy": val[-1]}))
         (run_dir / MODEL).write_text("a model")
 
@@ -48,8 +49,11 @@ def read_table(out):
 
 # --- typed values, grids and sets ----------------------------------------------------
 
-@pytest.mark.parametrize("text, value", [("20", 20), ("0.5", 0.5), ("None", None), ("True", True),
-                                         ("False", False), ("synthetic", "synthetic")])
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("20", 20), ("0.5", 0.5), ("None", None), ("True", True), ("False", False), ("synthetic", "synthetic")],
+)
 def test_values_are_typed_as_the_parameters_cell_types_them(text, value):
     assert sweeps.parse_value(text) == value and type(sweeps.parse_value(text)) is type(value)
 
@@ -67,8 +71,7 @@ def test_a_grid_is_every_combination_in_order():
 def test_sets_from_yaml_as_a_list_or_a_grid(tmp_path):
     listed = tmp_path / "sets.yaml"
     listed.write_text("- {epochs: 5, batch_size: 32}\n- {epochs: 10, optimizer: sgd}\n")
-    assert sweeps.read_sets(listed) == [{"epochs": 5, "batch_size": 32},
-                                        {"epochs": 10, "optimizer": "sgd"}]
+    assert sweeps.read_sets(listed) == [{"epochs": 5, "batch_size": 32}, {"epochs": 10, "optimizer": "sgd"}]
     grid = tmp_path / "grid.json"
     grid.write_text('{"epochs": [1, 2], "seed": [0, 1]}')
     assert len(sweeps.read_sets(grid)) == 4
@@ -77,14 +80,19 @@ def test_sets_from_yaml_as_a_list_or_a_grid(tmp_path):
         sweeps.read_sets(tmp_path / "bad.yaml")
 
 
-@pytest.mark.parametrize("sets, message", [
-    ([{"epoch": 5}],
-     r"unknown parameter 'epoch'; the notebooks \['03_training', '04_plots'\] take: .*'epochs'"),
-    ([{"batch_size": 0}], "batch_size must be a whole number >= 1, got 0"),
-    ([{"epochs": 1}, {"epochs": 1}], r"appear more than once: \['epochs=1'\]"),
-    ([{"run_dir": "x"}], "run_dir is set by the sweep"),
-    ([], "at least one parameter set"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (
+            [{"epoch": 5}],
+            r"unknown parameter 'epoch'; the notebooks \['03_training', '04_plots'\] take: .*'epochs'",
+        ),
+        ([{"batch_size": 0}], "batch_size must be a whole number >= 1, got 0"),
+        ([{"epochs": 1}, {"epochs": 1}], r"appear more than once: \['epochs=1'\]"),
+        ([{"run_dir": "x"}], "run_dir is set by the sweep"),
+        ([], "at least one parameter set"),
+    ],
+)
 def test_bad_names_and_values_are_refused_before_anything_runs(tmp_path, sets, message):
     execute = StandIn()
     with pytest.raises(ParameterError, match=message):
@@ -94,18 +102,24 @@ def test_bad_names_and_values_are_refused_before_anything_runs(tmp_path, sets, m
 
 # --- running, skipping, failing, resuming ----------------------------------------------
 
+
 def test_a_two_by_two_sweep_gives_four_runs_a_table_and_figures(tmp_path):
     execute, out = StandIn(), tmp_path / "sweep"
     sets = sweeps.expand({"batch_size": [16, 32], "epochs": [1, 2]})
     rows = sweeps.run_sweep(sets, out, fixed={"data": "synthetic"}, execute=execute)
     assert [name for name, _ in execute.calls] == ["03_training", "04_plots"] * 4
-    names = ["batch_size=16,epochs=1", "batch_size=16,epochs=2", "batch_size=32,epochs=1",
-             "batch_size=32,epochs=2"]
+    names = [
+        "batch_size=16,epochs=1",
+        "batch_size=16,epochs=2",
+        "batch_size=32,epochs=1",
+        "batch_size=32,epochs=2",
+    ]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
     table = read_table(out)
     assert [(r["run"], r["batch_size"], r["epochs"], r["status"], r["epochs_done"]) for r in table] == [
-        (name, b, e, "finished", e) for name, (b, e) in
-        zip(names, [("16", "1"), ("16", "2"), ("32", "1"), ("32", "2")])]
+        (name, b, e, "finished", e)
+        for name, (b, e) in zip(names, [("16", "1"), ("16", "2"), ("32", "1"), ("32", "2")])
+    ]
     assert float(table[3]["best_val_accuracy"]) == pytest.approx(0.14)  # from history.json
     assert float(table[3]["seconds_per_epoch"]) == 2.0
     assert rows[0]["parameters"]["data"] == "synthetic"
@@ -127,7 +141,10 @@ def test_a_failed_run_is_recorded_and_the_others_finish_then_it_is_tried_again(t
     sweeps.run_sweep(sets, out, execute=StandIn(fail={999}))
     table = {r["run"]: r for r in read_table(out)}
     assert [table[n]["status"] for n in ("batch_size=16", "batch_size=999", "batch_size=32")] == [
-        "finished", "failed", "finished"]
+        "finished",
+        "failed",
+        "finished",
+    ]
     assert "larger than the 50 training pictures" in table["batch_size=999"]["error"]
     assert "Traceback" in json.loads((out / "batch_size=999" / SWEEP_RECORD).read_text())["traceback"]
     retry = StandIn()
@@ -153,15 +170,17 @@ def test_an_interrupted_sweep_keeps_finished_runs_and_resumes(tmp_path, capsys):
 
 # --- the command line ------------------------------------------------------------------
 
-def test_the_command_line_refuses_a_bad_name_or_value_before_anything_runs(tmp_path, capsys,
-                                                                          monkeypatch):
+
+def test_the_command_line_refuses_a_bad_name_or_value_before_anything_runs(tmp_path, capsys, monkeypatch):
     import papermill
 
     ran = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: ran.append(a))
-    for argv, message in ((["--param", "epoch=1,2"], "unknown parameter 'epoch'"),
-                          (["-p", "batch_sise", "3", "--param", "epochs=1"], "'batch_sise'"),
-                          (["-p", "subset", "-1", "--param", "epochs=1"], "subset")):
+    for argv, message in (
+        (["--param", "epoch=1,2"], "unknown parameter 'epoch'"),
+        (["-p", "batch_sise", "3", "--param", "epochs=1"], "'batch_sise'"),
+        (["-p", "subset", "-1", "--param", "epochs=1"], "subset"),
+    ):
         with pytest.raises(SystemExit) as stop:
             cli.main(["sweep", *argv, "--out", str(tmp_path / "s")])
         assert stop.value.code == 2 and message in capsys.readouterr().err
@@ -173,24 +192,34 @@ def article_calls(monkeypatch):
     import papermill
 
     calls = []
-    monkeypatch.setattr(papermill, "execute_notebook", lambda source, target, parameters, **o:
-                        calls.append((Path(source).name, dict(parameters), o["cwd"])))
+    monkeypatch.setattr(
+        papermill,
+        "execute_notebook",
+        lambda source, target, parameters, **o: calls.append((Path(source).name, dict(parameters), o["cwd"])),
+    )
     return calls
 
 
 def test_run_is_the_five_notebooks_with_the_same_parameters(article_calls, tmp_path):
-    cli.main(["run", "-p", "data", "synthetic", "-p", "deterministic", "True",
-              "--run-dir", str(tmp_path / "run")])
+    cli.main(
+        ["run", "-p", "data", "synthetic", "-p", "deterministic", "True", "--run-dir", str(tmp_path / "run")]
+    )
     assert [name[:2] for name, _, _ in article_calls] == ["01", "02", "03", "04", "05"]
     assert all(parameters == article_calls[0][1] for _, parameters, _ in article_calls)
     assert article_calls[0][1]["deterministic"] is True  # typed, not the text 'True'
 
 
-@pytest.mark.parametrize("argv, message", [(["-p", "epoch", "5"], "unknown parameter 'epoch'"),
-                                           (["-p", "batch_size", "0"], "batch_size"),
-                                           (["-p", "data", "no/such/folder"], "not found")])
-def test_run_stops_a_misspelled_name_or_bad_value_before_any_notebook(article_calls, tmp_path,
-                                                                     capsys, argv, message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-p", "epoch", "5"], "unknown parameter 'epoch'"),
+        (["-p", "batch_size", "0"], "batch_size"),
+        (["-p", "data", "no/such/folder"], "not found"),
+    ],
+)
+def test_run_stops_a_misspelled_name_or_bad_value_before_any_notebook(
+    article_calls, tmp_path, capsys, argv, message
+):
     with pytest.raises(SystemExit) as stop:
         cli.main(["run", *argv, "--run-dir", str(tmp_path / "run")])
     assert stop.value.code == 2 and message in capsys.readouterr().err
@@ -218,11 +247,19 @@ def test_papermills_cell_markers_are_left_out_of_the_log_and_the_cells_output_ke
 
 def test_a_sweep_of_notebook_06_compares_the_named_recipes(tmp_path):
     execute = StandIn()
-    sweeps.run_sweep(sweeps.expand({"recipe": ["improved", "quick"]}), tmp_path / "sweep",
-                     chain=["06_improvements"], fixed={"article_run_dir": ""}, execute=execute)
-    assert [(name, p["recipe"]) for name, p in execute.calls] == [("06_improvements", "improved"),
-                                                                  ("06_improvements", "quick")]
+    sweeps.run_sweep(
+        sweeps.expand({"recipe": ["improved", "quick"]}),
+        tmp_path / "sweep",
+        chain=["06_improvements"],
+        fixed={"article_run_dir": ""},
+        execute=execute,
+    )
+    assert [(name, p["recipe"]) for name, p in execute.calls] == [
+        ("06_improvements", "improved"),
+        ("06_improvements", "quick"),
+    ]
     assert [row["recipe"] for row in read_table(tmp_path / "sweep")] == ["improved", "quick"]
     with pytest.raises(ParameterError, match=r"recipe must be one of \('article', 'improved', 'quick'\)"):
-        sweeps.run_sweep([{"recipe": "fast"}], tmp_path / "other", chain=["06_improvements"],
-                         execute=StandIn())
+        sweeps.run_sweep(
+            [{"recipe": "fast"}], tmp_path / "other", chain=["06_improvements"], execute=StandIn()
+        )

@@ -26,8 +26,12 @@ PARAMS = {"data": "synthetic", "subset": 20, "epochs": 2, "batch_size": 32}
 
 def arrays(dataset):
     """The article's preparation: float32 pixels / 255, one-hot labels."""
-    return (pixels_to_float(dataset.x_train), keras.utils.to_categorical(dataset.y_train, 10),
-            pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10))
+    return (
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        pixels_to_float(dataset.x_test),
+        keras.utils.to_categorical(dataset.y_test, 10),
+    )
 
 
 def fit_like_notebook_03(model, dataset, run_dir, params=PARAMS, epochs=2, batch_size=32, **fit):
@@ -35,9 +39,17 @@ def fit_like_notebook_03(model, dataset, run_dir, params=PARAMS, epochs=2, batch
     x_train, y_train, x_test, y_test = arrays(dataset)
     run = RunFolder(run_dir, params)
     initial_epoch = run.resume(model)
-    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
-                        validation_data=(x_test, y_test), initial_epoch=initial_epoch,
-                        callbacks=[run, *fit.pop("callbacks", [])], verbose=0, **fit)
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(x_test, y_test),
+        initial_epoch=initial_epoch,
+        callbacks=[run, *fit.pop("callbacks", [])],
+        verbose=0,
+        **fit,
+    )
     return run, history
 
 
@@ -92,8 +104,16 @@ def test_run_folder_records_params_setup_metrics_and_model(tiny_run):
     assert params["setup"]["model"]["parameters"] == model.count_params()
     assert params["setup"]["loss"] == "categorical_crossentropy"
     environment = runs.read_json(run_dir / runs.ENVIRONMENT)
-    assert set(environment) >= {"python", "tensorflow", "keras", "numpy", "device", "precision",
-                                "strategy", "replicas"}
+    assert set(environment) >= {
+        "python",
+        "tensorflow",
+        "keras",
+        "numpy",
+        "device",
+        "precision",
+        "strategy",
+        "replicas",
+    }
     assert environment["precision"] == "float32" and environment["replicas"] == 1
     assert not (run_dir / runs.BACKUP).exists()  # a finished run needs no backup
     metrics = json.loads((run_dir / runs.METRICS).read_text())
@@ -117,8 +137,9 @@ def test_history_is_written_after_every_epoch(tmp_path):
 
     dataset = make_synthetic(per_class=3, test_per_class=1)
     model = compile_like_article(build_vgg16(fc_units=16))
-    fit_like_notebook_03(model, dataset, tmp_path / "run", params={}, epochs=3, batch_size=16,
-                         callbacks=[Peek()])
+    fit_like_notebook_03(
+        model, dataset, tmp_path / "run", params={}, epochs=3, batch_size=16, callbacks=[Peek()]
+    )
     assert seen == [None, [1], [1, 2]]
 
 
@@ -135,8 +156,9 @@ def test_a_finished_run_is_loaded_not_trained_again(tiny_run, capsys):
 def test_a_run_with_other_parameters_is_refused_before_anything(tiny_run):
     run_dir, _, _, _, _ = tiny_run
     before = (run_dir / runs.HISTORY).read_text()
-    with pytest.raises(runs.RunFolderError,
-                       match="already holds a run with other parameters.*epochs.*overwrite=True"):
+    with pytest.raises(
+        runs.RunFolderError, match="already holds a run with other parameters.*epochs.*overwrite=True"
+    ):
         RunFolder(run_dir, {**PARAMS, "epochs": 1})
     assert (run_dir / runs.HISTORY).read_text() == before
 
@@ -145,8 +167,11 @@ def test_another_optimizer_in_the_same_run_dir_is_refused(tiny_run):
     """Notebook 03's exercise 3: Adam(1e-4) into the article's run_dir is not silently reloaded."""
     run_dir, _, _, _, _ = tiny_run
     model = build_vgg16(fc_units=64)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-4),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-4),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     with pytest.raises(runs.RunFolderError, match="another model, optimizer or loss.*learning_rate"):
         RunFolder(run_dir, PARAMS).resume(model)
 
@@ -165,18 +190,21 @@ def test_fit_without_resume_or_with_the_wrong_start_is_stopped(tmp_path):
         model.fit(x, y, epochs=2, initial_epoch=1, callbacks=[run], verbose=0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "epochs must be a whole number >= 1"),
-    ({"epochs": 2.5}, "epochs must be"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
-    ({"batch_size": -64}, "batch_size must be"),
-    ({"seed": -1}, "seed must be"),
-    ({"seed": 2**32}, r"seed must be a whole number in 0..4294967295"),
-    ({"data": "mnist"}, "unknown source 'mnist'"),
-    ({"subset": 0}, "subset must be"),
-    ({"speedups": "fast"}, "speedups must be one of"),
-    ({"epoch": 5}, r"unknown parameter\(s\) \['epoch'\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs must be a whole number >= 1"),
+        ({"epochs": 2.5}, "epochs must be"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+        ({"batch_size": -64}, "batch_size must be"),
+        ({"seed": -1}, "seed must be"),
+        ({"seed": 2**32}, r"seed must be a whole number in 0..4294967295"),
+        ({"data": "mnist"}, "unknown source 'mnist'"),
+        ({"subset": 0}, "subset must be"),
+        ({"speedups": "fast"}, "speedups must be one of"),
+        ({"epoch": 5}, r"unknown parameter\(s\) \['epoch'\]"),
+    ],
+)
 def test_bad_parameters_fail_before_any_work(tmp_path, kwargs, message):
     run_dir = tmp_path / "never"
     params = dict(epochs=1, batch_size=8, data="synthetic", subset=2, seed=0, run_dir=str(run_dir))
@@ -188,14 +216,16 @@ def test_bad_parameters_fail_before_any_work(tmp_path, kwargs, message):
 
 
 def test_numpy_numbers_are_accepted_and_recorded_as_plain_numbers():
-    params = run_params(epochs=np.int64(3), batch_size=np.int32(16), seed=np.uint8(1),
-                        learning_rate=np.float32(0.01))
+    params = run_params(
+        epochs=np.int64(3), batch_size=np.int32(16), seed=np.uint8(1), learning_rate=np.float32(0.01)
+    )
     assert type(params["epochs"]) is int and type(params["learning_rate"]) is float
     json.dumps(params)  # no NumPy type left
 
 
 def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch):
     from conftest import write_image_folder
+
     root = write_image_folder(tmp_path / "pics", {"train": {"a": 3, "b": 3}})
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(DataError, match="subset=9 is larger than the data"):
@@ -204,8 +234,15 @@ def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch
 
 
 def test_run_training_is_notebook_03_in_one_call(tmp_path, capsys):
-    params = dict(epochs=1, batch_size=16, data="synthetic", subset=3, seed=0,
-                  run_dir=str(tmp_path / "made"), precision="float32")
+    params = dict(
+        epochs=1,
+        batch_size=16,
+        data="synthetic",
+        subset=3,
+        seed=0,
+        run_dir=str(tmp_path / "made"),
+        precision="float32",
+    )
     assert ensure_finished_run("04_plots", **params) is True
     said = capsys.readouterr().out
     assert "No finished run" in said and "00_article.ipynb" in said and "/content/drive/" in said
@@ -230,8 +267,11 @@ def test_run_dir_that_is_a_file_is_refused_at_once(tmp_path):
 
 def test_run_dir_that_cannot_be_written_is_refused_in_the_parameter_check(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(ParameterError, match=r"run_dir .*a-file/run' cannot be written: the folder "
-                                             r".*a-file' it would be made in"):
+    with pytest.raises(
+        ParameterError,
+        match=r"run_dir .*a-file/run' cannot be written: the folder "
+        r".*a-file' it would be made in",
+    ):
         check_params(run_dir=str(tmp_path / "a-file" / "run"))
     with pytest.raises(ParameterError, match="is a file, not a folder"):
         check_params(run_dir=str(tmp_path / "a-file"))
@@ -244,14 +284,24 @@ def test_read_only_run_dir_is_refused(tmp_path):
         check_params(run_dir=str(tmp_path / "locked" / "run"))
 
 
-@pytest.mark.parametrize("params, error, message", [
-    ({"batch_size": 64, "subset": 2}, ParameterError,
-     "batch_size 64 is larger than the 20 training pictures; use a batch_size of at most 20"),
-    ({"batch_size": 4, "subset": 1, "validation": "holdout"}, DataError,
-     r"class 'synthetic0' has only 1 picture\(s\).*validation='holdout'"),
-])
-def test_settings_that_do_not_fit_the_data_stop_before_training(tmp_path, monkeypatch, params, error,
-                                                                 message):
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        (
+            {"batch_size": 64, "subset": 2},
+            ParameterError,
+            "batch_size 64 is larger than the 20 training pictures; use a batch_size of at most 20",
+        ),
+        (
+            {"batch_size": 4, "subset": 1, "validation": "holdout"},
+            DataError,
+            r"class 'synthetic0' has only 1 picture\(s\).*validation='holdout'",
+        ),
+    ],
+)
+def test_settings_that_do_not_fit_the_data_stop_before_training(
+    tmp_path, monkeypatch, params, error, message
+):
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(error, match=message):
         run_training(epochs=1, data="synthetic", run_dir=str(tmp_path / "r"), **params)

@@ -69,8 +69,11 @@ def output_problems(notebook):
 
 def parameters_problems(notebook):
     """Not exactly one ``parameters`` cell, or one with more than ``name = literal`` lines."""
-    tagged = [(number, cell) for number, cell in enumerate(notebook["cells"])
-              if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    tagged = [
+        (number, cell)
+        for number, cell in enumerate(notebook["cells"])
+        if "parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
     if len(tagged) != 1:
         return [f"{len(tagged)} cells are tagged 'parameters', expected exactly one"]
     number, cell = tagged[0]
@@ -80,14 +83,20 @@ def parameters_problems(notebook):
         statements = ast.parse(source(cell)).body
     except SyntaxError as error:
         return [f"the 'parameters' cell is not valid Python ({error.msg}, line {error.lineno})"]
-    return [f"the 'parameters' cell, line {s.lineno}: only `name = literal` assignments belong there"
-            for s in statements if not _literal_assignment(s)]
+    return [
+        f"the 'parameters' cell, line {s.lineno}: only `name = literal` assignments belong there"
+        for s in statements
+        if not _literal_assignment(s)
+    ]
 
 
 def _literal_assignment(statement):
     """``name = literal``: one plain name, and a value ``ast.literal_eval`` accepts."""
-    if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-            and isinstance(statement.targets[0], ast.Name)):
+    if not (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+    ):
         return False
     try:
         ast.literal_eval(statement.value)
@@ -98,8 +107,11 @@ def _literal_assignment(statement):
 
 def id_problems(notebook):
     """Cells without an id, and ids that several cells share."""
-    found = [f"{name(cell, number)} ({cell['cell_type']}) has no id"
-             for number, cell in enumerate(notebook["cells"]) if not cell.get("id")]
+    found = [
+        f"{name(cell, number)} ({cell['cell_type']}) has no id"
+        for number, cell in enumerate(notebook["cells"])
+        if not cell.get("id")
+    ]
     counts = Counter(cell["id"] for cell in notebook["cells"] if cell.get("id"))
     found += [f"{count} cells share the id '{cell_id}'" for cell_id, count in counts.items() if count > 1]
     return found
@@ -125,7 +137,7 @@ def split_prose(text):
     marks = [i for i, line in enumerate(lines) if line.strip() == MARKER]
     if not marks:
         return text.strip(), ""
-    return "\n".join(lines[:marks[0]]).strip(), "\n".join(lines[marks[0] + 1:]).strip()
+    return "\n".join(lines[: marks[0]]).strip(), "\n".join(lines[marks[0] + 1 :]).strip()
 
 
 def bilingual_problems(notebook):
@@ -159,8 +171,9 @@ RULES = {
 
 def link_problems():
     """``tools/project_home.py``'s check, as ``path: links: problem`` lines."""
-    return [f"{where}: links: {what}" for where, what in
-            (line.split(": ", 1) for line in project_home.problems())]
+    return [
+        f"{where}: links: {what}" for where, what in (line.split(": ", 1) for line in project_home.problems())
+    ]
 
 
 def problems():
@@ -179,8 +192,10 @@ def prose_stats():
     for path in notebook_paths():
         notebook = json.loads(path.read_text(encoding="utf-8"))
         parts = [split_prose(source(c)) for c in notebook["cells"] if c["cell_type"] == "markdown"]
-        stats[path.relative_to(project_home.REPO).as_posix()] = (sum(len(e) for e, _ in parts),
-                                                   sum(len(j) for _, j in parts))
+        stats[path.relative_to(project_home.REPO).as_posix()] = (
+            sum(len(e) for e, _ in parts),
+            sum(len(j) for _, j in parts),
+        )
     return stats
 
 
@@ -194,8 +209,11 @@ def print_stats(stats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stats", action="store_true",
-                        help="print, per notebook, the characters of English and of Japanese prose")
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="print, per notebook, the characters of English and of Japanese prose",
+    )
     args = parser.parse_args(argv)
     if args.stats:
         print_stats(prose_stats())
@@ -203,8 +221,11 @@ def main(argv=None):
     for line in found:
         print(line)
     count = len(notebook_paths())
-    print(f"{len(found)} problem(s) in the notebooks' habits" if found
-          else f"all {count} notebooks keep the habits")
+    print(
+        f"{len(found)} problem(s) in the notebooks' habits"
+        if found
+        else f"all {count} notebooks keep the habits"
+    )
     return 1 if found else 0
 
 

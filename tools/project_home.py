@@ -63,6 +63,7 @@ def _rewrite_readme_links(text, home):
     def fix(match):
         path = match.group(1).split(f"/blob/{BRANCH}/", 1)[-1]
         return f"({colab_link(home, path)})"
+
     return README_LINK.sub(fix, text)
 
 
@@ -73,13 +74,17 @@ def problems(home=None):
     for path in notebook_paths():
         relative = path.relative_to(REPO).as_posix()
         notebook = nbformat.read(path, as_version=4)
-        links = [m.group(1) for c in notebook.cells if c.cell_type == "markdown"
-                 for m in LINK.finditer(c.source)]
+        links = [
+            m.group(1) for c in notebook.cells if c.cell_type == "markdown" for m in LINK.finditer(c.source)
+        ]
         expected = _expected_notebook_links(home, relative)
         if expected["colab"] not in links:
             found.append(f"{relative}: no 'Run in Google Colab' link to {expected['colab']}")
-        found += [f"{relative}: link {link} does not point at this notebook in {home}"
-                  for link in links if link not in expected.values()]
+        found += [
+            f"{relative}: link {link} does not point at this notebook in {home}"
+            for link in links
+            if link not in expected.values()
+        ]
         for cell in notebook.cells:
             for line in INSTALL_LINE.findall(cell.source) if cell.cell_type == "code" else []:
                 if line != f'PROJECT_HOME = "{home}"':
@@ -97,8 +102,9 @@ def set_home(home):
     """Write ``home`` into the setting and everywhere that carries the address."""
     if not HOME.fullmatch(home):
         raise SystemExit(f"the home must look like https://github.com/OWNER/NAME, got {home!r}")
-    SETTING.write_text(REPOSITORY_LINE.sub(f'REPOSITORY = "{home}"', SETTING.read_text(encoding="utf-8")),
-                       encoding="utf-8")
+    SETTING.write_text(
+        REPOSITORY_LINE.sub(f'REPOSITORY = "{home}"', SETTING.read_text(encoding="utf-8")), encoding="utf-8"
+    )
     for path in notebook_paths():
         relative = path.relative_to(REPO).as_posix()
         notebook = nbformat.read(path, as_version=4)
@@ -111,8 +117,12 @@ def set_home(home):
     readme = REPO / "README.md"
     readme.write_text(_rewrite_readme_links(readme.read_text(encoding="utf-8"), home), encoding="utf-8")
     pyproject = REPO / "pyproject.toml"
-    pyproject.write_text(re.sub(r'^Homepage = ".*"$', f'Homepage = "{home}"',
-                                pyproject.read_text(encoding="utf-8"), flags=re.M), encoding="utf-8")
+    pyproject.write_text(
+        re.sub(
+            r'^Homepage = ".*"$', f'Homepage = "{home}"', pyproject.read_text(encoding="utf-8"), flags=re.M
+        ),
+        encoding="utf-8",
+    )
 
 
 def main(argv=None):
@@ -124,8 +134,11 @@ def main(argv=None):
     found = problems()
     for line in found:
         print(line)
-    print(f"{len(found)} link(s) out of step with {current_home()}" if found
-          else f"every link and install points at {current_home()}")
+    print(
+        f"{len(found)} link(s) out of step with {current_home()}"
+        if found
+        else f"every link and install points at {current_home()}"
+    )
     return 1 if found else 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Keep the code that the notebooks show and the code the package keeps in step (d2l's ``#@save``).
+"""Keep the code that the notebooks show and the code the package keeps in step (d2l's ``# @save``).
 
-A line ``#@save vggcifar.model`` in a notebook's code cell marks the definition right
+A line ``# @save vggcifar.model`` in a notebook's code cell marks the definition right
 below it (a ``def``, a ``class`` or an assignment) as kept, letter for letter, in that
 module of the package. The notebook is where a student reads it; the package is where
 the other notebooks, the scripts and the tests import it from.
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MARK = re.compile(r"^#@save (vggcifar(?:\.\w+)+)\s*$")
+MARK = re.compile(r"^# @save (vggcifar(?:\.\w+)+)\s*$")
 
 
 @dataclass
 class Definition:
-    notebook: str      # notebook file name
-    module: str        # dotted module name, e.g. vggcifar.model
-    name: str          # the defined name
-    source: str        # the definition's text in the notebook
+    notebook: str  # notebook file name
+    module: str  # dotted module name, e.g. vggcifar.model
+    name: str  # the defined name
+    source: str  # the definition's text in the notebook
 
 
 def _top_level(tree, name=None, line=None):
@@ -56,11 +56,11 @@ def _names(node):
 
 
 def _segment(lines, start, node):
-    return "\n".join(lines[start - 1:node.end_lineno]).rstrip()
+    return "\n".join(lines[start - 1 : node.end_lineno]).rstrip()
 
 
 def marked_definitions(notebook_path):
-    """Every definition marked ``#@save <module>`` in a notebook's code cells."""
+    """Every definition marked ``# @save <module>`` in a notebook's code cells."""
     notebook = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
     found = []
     for cell in notebook["cells"]:
@@ -75,10 +75,13 @@ def marked_definitions(notebook_path):
                 continue
             node, start, names = _top_level(tree, line=number + 1)
             if node is None or len(names) != 1:
-                raise ValueError(f"{Path(notebook_path).name}: '#@save' on line {number} of a "
-                                 "cell must stand right above one def, class or assignment")
-            found.append(Definition(Path(notebook_path).name, match.group(1), names[0],
-                                    _segment(lines, start, node)))
+                raise ValueError(
+                    f"{Path(notebook_path).name}: '# @save' on line {number} of a "
+                    "cell must stand right above one def, class or assignment"
+                )
+            found.append(
+                Definition(Path(notebook_path).name, match.group(1), names[0], _segment(lines, start, node))
+            )
     return found
 
 
@@ -103,8 +106,7 @@ def differences(definitions=None):
     """``[(definition, package_text_or_None)]`` for every marked definition the package lacks
     or writes otherwise."""
     definitions = all_definitions() if definitions is None else definitions
-    return [(d, kept) for d in definitions
-            if (kept := package_source(d.module, d.name)) != d.source]
+    return [(d, kept) for d in definitions if (kept := package_source(d.module, d.name)) != d.source]
 
 
 def update(definitions):
@@ -117,14 +119,15 @@ def update(definitions):
         if node is None:
             text = text.rstrip("\n") + "\n\n\n" + d.source + "\n"
         else:
-            text = "\n".join(lines[:start - 1] + d.source.splitlines() + lines[node.end_lineno:]) + "\n"
+            text = "\n".join(lines[: start - 1] + d.source.splitlines() + lines[node.end_lineno :]) + "\n"
         path.write_text(text, encoding="utf-8")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--update", action="store_true",
-                        help="copy the notebooks' marked definitions into the package")
+    parser.add_argument(
+        "--update", action="store_true", help="copy the notebooks' marked definitions into the package"
+    )
     args = parser.parse_args(argv)
     definitions = all_definitions()
     for d in definitions:
@@ -135,12 +138,19 @@ def main(argv=None):
         print(f"updated {len(different)} definition(s) in the package")
         return 0
     for d, kept in different:
-        diff = difflib.unified_diff((kept or "").splitlines(), d.source.splitlines(),
-                                    f"{d.module} (package)", f"{d.notebook} (notebook)", lineterm="")
+        diff = difflib.unified_diff(
+            (kept or "").splitlines(),
+            d.source.splitlines(),
+            f"{d.module} (package)",
+            f"{d.notebook} (notebook)",
+            lineterm="",
+        )
         print("\n".join(diff) if kept is not None else f"{d.module} has no {d.name}")
     if different:
-        print(f"{len(different)} definition(s) differ between the notebooks and the package; "
-              "edit one to match the other, or run with --update to copy the notebooks'")
+        print(
+            f"{len(different)} definition(s) differ between the notebooks and the package; "
+            "edit one to match the other, or run with --update to copy the notebooks'"
+        )
         return 1
     print(f"all {len(definitions)} marked definitions are the same in the package")
     return 0

@@ -41,8 +41,12 @@ MAX_BATCH_BYTES = 64 * 2**20
 class BatchUnpickler(pickle.Unpickler):
     """An unpickler that builds NumPy arrays and plain Python values, and nothing else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -64,11 +68,14 @@ def parse_batch(raw, name):
         labels = np.asarray(batch[b"labels"], dtype="int64")
         pictures = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError, AttributeError) as error:
-        raise DataError(f"data: the CIFAR-10 batch {name!r} cannot be read ({error}); it is "
-                        "damaged or not a CIFAR-10 batch, and nothing in it was run") from error
+        raise DataError(
+            f"data: the CIFAR-10 batch {name!r} cannot be read ({error}); it is "
+            "damaged or not a CIFAR-10 batch, and nothing in it was run"
+        ) from error
     if len(pictures) != len(labels):
-        raise DataError(f"data: the CIFAR-10 batch {name!r} has {len(pictures)} pictures but "
-                        f"{len(labels)} labels")
+        raise DataError(
+            f"data: the CIFAR-10 batch {name!r} has {len(pictures)} pictures but {len(labels)} labels"
+        )
     return pictures, labels
 
 
@@ -92,9 +99,11 @@ def read_cifar10(path):
     else:
         found = sha256_of(path)
         if found != SHA256:
-            raise DataError(f"data: {str(path)!r} is not the published {ARCHIVE} (its SHA-256 is "
-                            f"{found}, the published one {SHA256}); download it again, or "
-                            f"use the folder {FOLDER}/ it unpacks to")
+            raise DataError(
+                f"data: {str(path)!r} is not the published {ARCHIVE} (its SHA-256 is "
+                f"{found}, the published one {SHA256}); download it again, or "
+                f"use the folder {FOLDER}/ it unpacks to"
+            )
         batches = _read_archive(path)
     parts = {name: parse_batch(raw, name) for name, raw in batches.items()}
     x_train = np.concatenate([parts[name][0] for name in TRAIN_BATCHES])
@@ -104,11 +113,15 @@ def read_cifar10(path):
 
 def _read_file(path):
     if not path.is_file():
-        raise DataError(f"data: {str(path)!r} is missing; a {FOLDER}/ folder holds "
-                        f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH}")
+        raise DataError(
+            f"data: {str(path)!r} is missing; a {FOLDER}/ folder holds "
+            f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH}"
+        )
     if path.stat().st_size > MAX_BATCH_BYTES:
-        raise DataError(f"data: {str(path)!r} is larger than a CIFAR-10 batch "
-                        f"({MAX_BATCH_BYTES:,} bytes at most); refused before reading it")
+        raise DataError(
+            f"data: {str(path)!r} is larger than a CIFAR-10 batch "
+            f"({MAX_BATCH_BYTES:,} bytes at most); refused before reading it"
+        )
     return path.read_bytes()
 
 
@@ -122,12 +135,15 @@ def _read_archive(path):
                 if name is None or not member.isfile():
                     continue
                 if member.size > MAX_BATCH_BYTES:
-                    raise DataError(f"data: {member.name!r} in {str(path)!r} is larger than a "
-                                    "CIFAR-10 batch; refused before reading it")
+                    raise DataError(
+                        f"data: {member.name!r} in {str(path)!r} is larger than a "
+                        "CIFAR-10 batch; refused before reading it"
+                    )
                 batches[name] = archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise DataError(f"data: the archive {str(path)!r} is damaged or cut short ({error}); "
-                        "download it again") from error
+        raise DataError(
+            f"data: the archive {str(path)!r} is damaged or cut short ({error}); download it again"
+        ) from error
     missing = sorted(set(wanted.values()) - set(batches))
     if missing:
         raise DataError(f"data: {str(path)!r} lacks {missing}")
@@ -146,8 +162,15 @@ def download(cache=None):
 
     if cache is not None:
         Path(cache).expanduser().mkdir(parents=True, exist_ok=True)
-    return Path(keras.utils.get_file(ARCHIVE, URL, file_hash=SHA256, hash_algorithm="sha256",
-                                     cache_dir=None if cache is None else str(Path(cache).expanduser())))
+    return Path(
+        keras.utils.get_file(
+            ARCHIVE,
+            URL,
+            file_hash=SHA256,
+            hash_algorithm="sha256",
+            cache_dir=None if cache is None else str(Path(cache).expanduser()),
+        )
+    )
 
 
 def is_official_source(path):

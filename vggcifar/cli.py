@@ -46,9 +46,14 @@ def run_article(args, parser):
     executed.mkdir(parents=True, exist_ok=True)
     for number, notebook in enumerate(notebooks, 1):
         print(f"--- [{number} of {len(notebooks)}] {notebook.name} with {parameters}", flush=True)
-        papermill.execute_notebook(str(notebook), str(executed / notebook.name),
-                                   parameters=parameters, cwd=str(notebook.parent), log_output=True,
-                                   progress_bar=False)
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed / notebook.name),
+            parameters=parameters,
+            cwd=str(notebook.parent),
+            log_output=True,
+            progress_bar=False,
+        )
     print(f"Done. Results in {run_dir}; executed notebooks in {executed}")
     return 0
 
@@ -58,15 +63,16 @@ def sweep(args, parser):
         sets = expand(parse_grid(args.param)) if args.param else []
         if args.sets:
             sets += read_sets(args.sets)
-        rows = run_sweep(sets, Path(args.out).expanduser().resolve(), args.notebooks,
-                         typed(args.parameter))
+        rows = run_sweep(sets, Path(args.out).expanduser().resolve(), args.notebooks, typed(args.parameter))
     except ParameterError as error:
         parser.error(str(error))
     except KeyboardInterrupt:
         return 130
-    print(f"Sweep done: {describe(rows)}. Table: {Path(args.out) / 'results.md'}; "
-          f"figures: sweep-curves.png, sweep-final.png; "
-          f"TensorBoard: tensorboard --logdir {args.out}")
+    print(
+        f"Sweep done: {describe(rows)}. Table: {Path(args.out) / 'results.md'}; "
+        f"figures: sweep-curves.png, sweep-final.png; "
+        f"TensorBoard: tensorboard --logdir {args.out}"
+    )
     return 0 if all(row["status"] == "finished" for row in rows) else 1
 
 
@@ -82,18 +88,29 @@ def main(argv=None):
 
     run = commands.add_parser("run", help="the five notebooks of the article, in order")
     run.add_argument("-p", "--parameter", help="a notebook parameter, e.g. -p epochs 5", **pair)
-    run.add_argument("--run-dir", default="runs/article",
-                     help="run folder, relative to the current folder (default: runs/article)")
+    run.add_argument(
+        "--run-dir",
+        default="runs/article",
+        help="run folder, relative to the current folder (default: runs/article)",
+    )
     run.set_defaults(handler=run_article)
 
     grid = commands.add_parser("sweep", help="notebooks once per parameter set, and a table")
-    grid.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
-                      help="a swept parameter and its values; several --param make a grid")
+    grid.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a swept parameter and its values; several --param make a grid",
+    )
     grid.add_argument("--sets", help="a YAML or JSON file of parameter sets (or of a grid)")
-    grid.add_argument("-p", "--parameter", help="a parameter for every run, e.g. -p subset 500",
-                      **pair)
-    grid.add_argument("--notebooks", nargs="+", default=["03_training", "04_plots"],
-                      help="the notebooks each run executes, in order (default: 03_training 04_plots)")
+    grid.add_argument("-p", "--parameter", help="a parameter for every run, e.g. -p subset 500", **pair)
+    grid.add_argument(
+        "--notebooks",
+        nargs="+",
+        default=["03_training", "04_plots"],
+        help="the notebooks each run executes, in order (default: 03_training 04_plots)",
+    )
     grid.add_argument("--out", required=True, help="the sweep's folder: one run folder per set")
     grid.set_defaults(handler=sweep)
 

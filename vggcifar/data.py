@@ -29,8 +29,7 @@ from . import cifar
 from .folders import DataError, read_picture_folder
 from .settings import check_subset, data_source_kind
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
 HOLDOUT_FRACTION = 0.2
 
@@ -46,7 +45,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple
-    source: str          # a one-line description, printed wherever the data is shown
+    source: str  # a one-line description, printed wherever the data is shown
     notes: list = dataclasses.field(default_factory=list)  # caveats a reader must see
 
     @property
@@ -65,9 +64,11 @@ class Dataset:
         """A few lines for the notebook: source, caveats, shapes, classes."""
         lines = [f"Data: {self.source}"]
         lines += [f"Note: {note}" for note in self.notes]
-        lines += [f"x_train: {self.x_train.shape}   y_train: {self.y_train.shape}",
-                  f"x_test:  {self.x_test.shape}   y_test:  {self.y_test.shape}",
-                  f"classes ({self.num_classes}): {', '.join(self.class_names)}"]
+        lines += [
+            f"x_train: {self.x_train.shape}   y_train: {self.y_train.shape}",
+            f"x_test:  {self.x_test.shape}   y_test:  {self.y_test.shape}",
+            f"classes ({self.num_classes}): {', '.join(self.class_names)}",
+        ]
         return "\n".join(lines)
 
 
@@ -98,12 +99,12 @@ def one_hot(labels, num_classes):
     """Class numbers → one-hot rows (one 1, the rest 0), as float32."""
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, "
-                         f"got {labels.min()}..{labels.max()}")
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
     return np.eye(num_classes, dtype="float32")[labels]
 
 
 # --- the real CIFAR-10 -------------------------------------------------------------
+
 
 def load_cifar10(path=None, cache=None):
     """The official CIFAR-10: downloaded (checked against its SHA-256), or from ``path``.
@@ -123,13 +124,16 @@ def load_cifar10(path=None, cache=None):
                 "data='synthetic' (generated pictures, for trying the code), "
                 f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
                 "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
-                "<split>/<class>/<image>).") from error
+                "<split>/<class>/<image>)."
+            ) from error
     x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
-    return Dataset(x_train, y_train, x_test, y_test, CIFAR10_CLASSES,
-                   f"CIFAR-10 (official, from {Path(path).name})")
+    return Dataset(
+        x_train, y_train, x_test, y_test, CIFAR10_CLASSES, f"CIFAR-10 (official, from {Path(path).name})"
+    )
 
 
 # --- a folder (or .tar.gz) of pictures ----------------------------------------------
+
 
 def load_image_folder(path, seed=0, holdout_fraction=HOLDOUT_FRACTION):
     """The pictures of a folder or ``.tar.gz`` laid out as ``<split>/<class>/<image>``.
@@ -142,22 +146,27 @@ def load_image_folder(path, seed=0, holdout_fraction=HOLDOUT_FRACTION):
     notes = []
     if skipped:
         shown = ", ".join(f"{where} ({why})" for where, why in skipped[:5])
-        notes.append(f"{len(skipped)} entr{'y was' if len(skipped) == 1 else 'ies were'} skipped: "
-                     f"{shown}{' ...' if len(skipped) > 5 else ''}")
+        notes.append(
+            f"{len(skipped)} entr{'y was' if len(skipped) == 1 else 'ies were'} skipped: "
+            f"{shown}{' ...' if len(skipped) > 5 else ''}"
+        )
     if "test" in arrays:
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
         return Dataset(x_train, y_train, x_test, y_test, class_names, source, notes)
     x, y = arrays["train"]
-    train_idx, test_idx = stratified_split(y, holdout_fraction, seed, class_names,
-                                           "as the test split (the folder has none)")
-    note = (f"this folder has no test split, so {len(test_idx):,} of its {len(y):,} training "
-            f"pictures ({holdout_fraction:.0%}, stratified, seed={seed}) are held out and "
-            "used as the test split; they are never trained on")
-    return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx],
-                   class_names, source, notes + [note])
+    train_idx, test_idx = stratified_split(
+        y, holdout_fraction, seed, class_names, "as the test split (the folder has none)"
+    )
+    note = (
+        f"this folder has no test split, so {len(test_idx):,} of its {len(y):,} training "
+        f"pictures ({holdout_fraction:.0%}, stratified, seed={seed}) are held out and "
+        "used as the test split; they are never trained on"
+    )
+    return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx], class_names, source, notes + [note])
 
 
 # --- subsets and held-out splits --------------------------------------------------
+
 
 def stratified_split(labels, fraction, seed=0, class_names=None, purpose="held out"):
     """Indices (kept, held_out): ``fraction`` of every class (at least one) held out, chosen with ``seed``.
@@ -171,9 +180,11 @@ def stratified_split(labels, fraction, seed=0, class_names=None, purpose="held o
         n_out = max(1, round(len(members) * fraction))
         if n_out >= len(members):
             name = class_names[label] if class_names is not None else label
-            raise DataError(f"class {name!r} has only {len(members)} picture(s): setting aside "
-                            f"{fraction:.0%} of every class (at least one) {purpose} leaves it "
-                            "none to train on; give every class at least 2 pictures")
+            raise DataError(
+                f"class {name!r} has only {len(members)} picture(s): setting aside "
+                f"{fraction:.0%} of every class (at least one) {purpose} leaves it "
+                "none to train on; give every class at least 2 pictures"
+            )
         held_out.append(members[:n_out])
         kept.append(members[n_out:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
@@ -182,8 +193,9 @@ def stratified_split(labels, fraction, seed=0, class_names=None, purpose="held o
 def stratified_sample(labels, per_class, seed=0):
     """Sorted indices of ``per_class`` items of every class, chosen with ``seed``."""
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
-              for label in np.unique(labels)]
+    chosen = [
+        rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in np.unique(labels)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -191,24 +203,32 @@ def take_subset(dataset, per_class, seed=0):
     """Keep ``per_class`` training pictures per class; shrink test in the same proportion."""
     smallest = int(np.bincount(dataset.y_train).min())
     if per_class > smallest:
-        raise DataError(f"subset={per_class} is larger than the data: the smallest class has "
-                        f"{smallest} training pictures; allowed: 1..{smallest} or None (all)")
+        raise DataError(
+            f"subset={per_class} is larger than the data: the smallest class has "
+            f"{smallest} training pictures; allowed: 1..{smallest} or None (all)"
+        )
     test_smallest = int(np.bincount(dataset.y_test).min())
     test_per_class = max(1, min(test_smallest, round(per_class * test_smallest / smallest)))
     train_idx = stratified_sample(dataset.y_train, per_class, seed)
     test_idx = stratified_sample(dataset.y_test, test_per_class, seed)
     return dataclasses.replace(
         dataset,
-        x_train=dataset.x_train[train_idx], y_train=dataset.y_train[train_idx],
-        x_test=dataset.x_test[test_idx], y_test=dataset.y_test[test_idx],
-        notes=dataset.notes + [f"subset={per_class}: {per_class} training and "
-                               f"{test_per_class} test pictures per class (seed={seed})"])
+        x_train=dataset.x_train[train_idx],
+        y_train=dataset.y_train[train_idx],
+        x_test=dataset.x_test[test_idx],
+        y_test=dataset.y_test[test_idx],
+        notes=dataset.notes
+        + [
+            f"subset={per_class}: {per_class} training and "
+            f"{test_per_class} test pictures per class (seed={seed})"
+        ],
+    )
 
 
 # --- synthetic pictures ----------------------------------------------------------
 
-def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0,
-                   image_size=32):
+
+def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0, image_size=32):
     """Generated pictures with CIFAR-10's shapes and learnable classes.
 
     Each class has its own mean colour and its own stripe direction and spacing;
@@ -238,10 +258,18 @@ def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0,
     x_train, y_train = pictures(per_class)
     x_test, y_test = pictures(test_per_class)
     names = tuple(f"synthetic{i}" for i in range(num_classes))
-    return Dataset(x_train, y_train, x_test, y_test, names,
-                   "SYNTHETIC pictures (generated patterns, not CIFAR-10)",
-                   ["these are generated stripe patterns, not photographs: accuracy on them "
-                    "says nothing about CIFAR-10"])
+    return Dataset(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        names,
+        "SYNTHETIC pictures (generated patterns, not CIFAR-10)",
+        [
+            "these are generated stripe patterns, not photographs: accuracy on them "
+            "says nothing about CIFAR-10"
+        ],
+    )
 
 
 def source_shape(data, seed=0):

@@ -26,10 +26,12 @@ from pathlib import Path
 
 from .settings import check_params
 
-GPU_HINT = ("No GPU found: training will be slow (on a 2-core CPU an epoch of all 50,000 "
-            "pictures takes 5 to 17 minutes; see bench/README.md). On Colab: Runtime → "
-            "Change runtime type → Hardware accelerator: GPU, then run the notebook again. "
-            "Without a GPU, use small settings such as subset=500, epochs=2.")
+GPU_HINT = (
+    "No GPU found: training will be slow (on a 2-core CPU an epoch of all 50,000 "
+    "pictures takes 5 to 17 minutes; see bench/README.md). On Colab: Runtime → "
+    "Change runtime type → Hardware accelerator: GPU, then run the notebook again. "
+    "Without a GPU, use small settings such as subset=500, epochs=2."
+)
 DRIVE_ROOT = "/content/drive"
 
 
@@ -40,12 +42,19 @@ def environment_report(show=True):
     import tensorflow as tf
 
     gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
-    report = {"python": platform.python_version(), "tensorflow": tf.__version__,
-              "keras": keras.__version__, "numpy": numpy.__version__, "gpus": gpus,
-              "device": describe_device()}
+    report = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "gpus": gpus,
+        "device": describe_device(),
+    }
     if show:
-        print(f"Python {report['python']}  TensorFlow {report['tensorflow']}  "
-              f"Keras {report['keras']}  NumPy {report['numpy']}")
+        print(
+            f"Python {report['python']}  TensorFlow {report['tensorflow']}  "
+            f"Keras {report['keras']}  NumPy {report['numpy']}"
+        )
         print(f"GPU: {report['device']}" if gpus else GPU_HINT)
     return report
 
@@ -57,9 +66,11 @@ def describe_device():
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
-        return ", ".join(f"{d.get('device_name', 'GPU')} (compute capability "
-                         f"{'.'.join(map(str, d.get('compute_capability', ('?',))))})"
-                         for d in details)
+        return ", ".join(
+            f"{d.get('device_name', 'GPU')} (compute capability "
+            f"{'.'.join(map(str, d.get('compute_capability', ('?',))))})"
+            for d in details
+        )
     if _tpu_present():
         return "TPU"
     return f"CPU ({os.cpu_count()} cores{', bfloat16' if cpu_has_bfloat16() else ''})"
@@ -97,9 +108,10 @@ def choose_precision(precision="auto"):
         return precision
     import tensorflow as tf
 
-    capabilities = [tuple(tf.config.experimental.get_device_details(gpu)
-                          .get("compute_capability", (0, 0)))
-                    for gpu in tf.config.list_physical_devices("GPU")]
+    capabilities = [
+        tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
     return pick_precision(capabilities, _tpu_present(), cpu_has_bfloat16())
 
 
@@ -169,8 +181,10 @@ def mount_drive_if_needed(run_dir):
     try:
         from google.colab import drive  # only exists on Colab
     except ImportError:
-        raise ValueError(f"run_dir {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), "
-                         "which only Colab can mount; use a local folder here") from None
+        raise ValueError(
+            f"run_dir {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), "
+            "which only Colab can mount; use a local folder here"
+        ) from None
     if not Path(DRIVE_ROOT, "MyDrive").exists():
         drive.mount(DRIVE_ROOT)
     return True

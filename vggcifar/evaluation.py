@@ -51,8 +51,10 @@ def confusion_matrix(true_labels, predicted_labels, num_classes):
     true_labels = np.asarray(true_labels).reshape(-1)
     predicted_labels = np.asarray(predicted_labels).reshape(-1)
     if true_labels.shape != predicted_labels.shape:
-        raise ValueError(f"true_labels and predicted_labels must have the same length, got "
-                         f"{len(true_labels)} and {len(predicted_labels)}")
+        raise ValueError(
+            f"true_labels and predicted_labels must have the same length, got "
+            f"{len(true_labels)} and {len(predicted_labels)}"
+        )
     matrix = np.zeros((num_classes, num_classes), dtype="int64")
     np.add.at(matrix, (true_labels, predicted_labels), 1)
     return matrix
@@ -71,9 +73,15 @@ def class_report(matrix, class_names):
     matrix = np.asarray(matrix)
     shares = per_class_accuracy(matrix)
     wrong = matrix - np.diag(np.diag(matrix))
-    rows = [{"class": class_names[k], "pictures": int(matrix[k].sum()), "accuracy": float(shares[k]),
-             "most_often_taken_for": class_names[wrong[k].argmax()] if wrong[k].any() else None}
-            for k in range(len(class_names))]
+    rows = [
+        {
+            "class": class_names[k],
+            "pictures": int(matrix[k].sum()),
+            "accuracy": float(shares[k]),
+            "most_often_taken_for": class_names[wrong[k].argmax()] if wrong[k].any() else None,
+        }
+        for k in range(len(class_names))
+    ]
     return sorted(rows, key=lambda row: -np.nan_to_num(row["accuracy"], nan=-1.0))
 
 
@@ -106,14 +114,18 @@ def read_picture(path, size=(32, 32)):
 
     path = Path(path)
     if not path.is_file():
-        raise PictureError(f"picture {str(path)!r} not found (or it is a folder); "
-                           f"give the path of a picture file ({', '.join(PICTURE_FORMATS)})")
+        raise PictureError(
+            f"picture {str(path)!r} not found (or it is a folder); "
+            f"give the path of a picture file ({', '.join(PICTURE_FORMATS)})"
+        )
     try:
         with Image.open(path, formats=list(PICTURE_FORMATS)) as image:
             if image.width * image.height > MAX_PHOTO_PIXELS:
-                raise PictureError(f"picture {str(path)!r} is {image.width}x{image.height} "
-                                   f"pixels, more than the {MAX_PHOTO_PIXELS:,} allowed; "
-                                   "use a smaller copy")
+                raise PictureError(
+                    f"picture {str(path)!r} is {image.width}x{image.height} "
+                    f"pixels, more than the {MAX_PHOTO_PIXELS:,} allowed; "
+                    "use a smaller copy"
+                )
             image.draft("RGB", (8 * size[1], 8 * size[0]))  # JPEG: decode at a smaller scale
             image = ImageOps.exif_transpose(image)
             image = Image.fromarray(to_rgb(image))
@@ -121,9 +133,11 @@ def read_picture(path, size=(32, 32)):
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         if isinstance(error, PictureError):
             raise
-        raise PictureError(f"picture {str(path)!r} could not be read as a picture "
-                           f"({type(error).__name__}: {error}); use a "
-                           f"{', '.join(PICTURE_FORMATS)} file") from error
+        raise PictureError(
+            f"picture {str(path)!r} could not be read as a picture "
+            f"({type(error).__name__}: {error}); use a "
+            f"{', '.join(PICTURE_FORMATS)} file"
+        ) from error
     return np.asarray(image, dtype="uint8")
 
 
@@ -142,8 +156,10 @@ def upload_picture(folder="."):
     try:
         from google.colab import files
     except ImportError:
-        raise PictureError("upload works in Google Colab only; elsewhere set the picture "
-                           "parameter to the path of a picture file") from None
+        raise PictureError(
+            "upload works in Google Colab only; elsewhere set the picture "
+            "parameter to the path of a picture file"
+        ) from None
     uploaded = files.upload()  # shows a "Choose files" button and waits
     if not uploaded:
         raise PictureError("no file was uploaded; run the cell again and choose a picture")
@@ -158,7 +174,9 @@ def check_inputs(model_path=None, picture=None, upload=False):
     if model_path is not None:
         check_model_file(model_path, "model_path")
     if picture is not None and not Path(str(picture)).is_file():
-        raise PictureError(f"picture {str(picture)!r}: no such file; give the path of a picture "
-                           f"({', '.join(PICTURE_FORMATS)}) or None")
+        raise PictureError(
+            f"picture {str(picture)!r}: no such file; give the path of a picture "
+            f"({', '.join(PICTURE_FORMATS)}) or None"
+        )
     if not isinstance(upload, bool):
         raise ValueError(f"upload must be True or False, got {upload!r}")

@@ -111,8 +111,10 @@ def _why_stale(holder, now):
         return None
     silent = now - float(holder.get("heartbeat", 0))
     if silent > STALE_AFTER_SECONDS:
-        return (f"its holder on {holder.get('host')} has shown no sign of life for "
-                f"{silent / 60:.0f} minutes (a disconnected Colab runtime leaves such a lock)")
+        return (
+            f"its holder on {holder.get('host')} has shown no sign of life for "
+            f"{silent / 60:.0f} minutes (a disconnected Colab runtime leaves such a lock)"
+        )
     return None
 
 
@@ -144,7 +146,8 @@ def acquire_lock(path, what="this folder"):
             f"(since {started}, last sign of life {now - float(holder.get('heartbeat', now)):.0f} s "
             f"ago). Two writers would spoil it: wait until that one has finished, or stop it. "
             f"A lock whose holder has ended, or has been silent for {STALE_AFTER_SECONDS // 60} "
-            f"minutes, is taken over by itself; the lock is {str(path)!r}")
+            f"minutes, is taken over by itself; the lock is {str(path)!r}"
+        )
     write_json(path, mine)
     return f"took over the lock of process {holder.get('pid')} on {holder.get('host')}: {reason}"
 

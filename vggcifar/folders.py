@@ -56,10 +56,10 @@ def read_picture_folder(path):
         raise DataError(
             f"data: class folders differ between splits in {str(path)!r}: "
             f"train has {list(class_names)}, test has {sorted(splits['test'])}; "
-            "both splits must have the same class folders")
+            "both splits must have the same class folders"
+        )
     if len(class_names) < 2:
-        raise DataError(f"data: {str(path)!r} needs at least 2 class folders, "
-                        f"found {list(class_names)}")
+        raise DataError(f"data: {str(path)!r} needs at least 2 class folders, found {list(class_names)}")
     arrays = {split: _stack(by_class, class_names, path) for split, by_class in splits.items()}
     sizes = {x.shape[1:] for x, _ in arrays.values()}
     if len(sizes) > 1:
@@ -68,6 +68,7 @@ def read_picture_folder(path):
 
 
 # --- what a folder or an archive holds ----------------------------------------------
+
 
 def _folder_entries(root):
     """``(parts, kind, size, read)`` for everything under ``root``; kind is file/dir/link/other."""
@@ -88,15 +89,19 @@ def _archive_entries(path):
     try:
         archive = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the `with archive:` below)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise DataError(f"data: cannot open the archive {str(path)!r} ({error}); it must be a "
-                        "complete .tar.gz laid out as <split>/<class>/<image>") from error
+        raise DataError(
+            f"data: cannot open the archive {str(path)!r} ({error}); it must be a "
+            "complete .tar.gz laid out as <split>/<class>/<image>"
+        ) from error
     with archive:
         try:
             for member in archive:
                 name = PurePosixPath(member.name)
                 if name.is_absolute() or ".." in name.parts:
-                    raise DataError(f"data: the archive {str(path)!r} holds the member "
-                                    f"{member.name!r}, whose name points outside it; refused")
+                    raise DataError(
+                        f"data: the archive {str(path)!r} holds the member "
+                        f"{member.name!r}, whose name points outside it; refused"
+                    )
                 parts = tuple(p for p in name.parts if p not in ("", "."))
                 if member.issym() or member.islnk():
                     yield parts, "link", 0, None
@@ -107,8 +112,10 @@ def _archive_entries(path):
                 else:
                     yield parts, "other", 0, None
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-            raise DataError(f"data: the archive {str(path)!r} is damaged or cut short ({error}); "
-                            "download or copy it again") from error
+            raise DataError(
+                f"data: the archive {str(path)!r} is damaged or cut short ({error}); "
+                "download or copy it again"
+            ) from error
 
 
 def _group_by_split(entries, path):
@@ -117,14 +124,18 @@ def _group_by_split(entries, path):
     for parts, kind, size, read in entries:
         where = "/".join(parts)
         if len(parts) > 3 or (len(parts) == 3 and kind == "dir"):
-            raise DataError(f"data: {where!r} in {str(path)!r} is nested too deep: pictures must "
-                            "lie exactly at <split>/<class>/<image> at the top of the folder or "
-                            "archive")
+            raise DataError(
+                f"data: {where!r} in {str(path)!r} is nested too deep: pictures must "
+                "lie exactly at <split>/<class>/<image> at the top of the folder or "
+                "archive"
+            )
         if len(parts) >= 1 and parts[0] not in SPLITS and (len(parts) > 1 or kind == "dir"):
-            raise DataError(f"data: split folder {parts[0]!r} in {str(path)!r} is not allowed; "
-                            f"split folders must be named {' or '.join(SPLITS)} and lie at the "
-                            f"top (if {parts[0]!r} wraps them, point data at that folder, or "
-                            "pack its contents without it)")
+            raise DataError(
+                f"data: split folder {parts[0]!r} in {str(path)!r} is not allowed; "
+                f"split folders must be named {' or '.join(SPLITS)} and lie at the "
+                f"top (if {parts[0]!r} wraps them, point data at that folder, or "
+                "pack its contents without it)"
+            )
         if len(parts) == 2 and kind == "dir":
             seen_classes.add(parts)
             continue
@@ -140,22 +151,29 @@ def _group_by_split(entries, path):
             skipped.append((where, "not a .png or .jpg file"))
             continue
         if size > MAX_FILE_BYTES:
-            raise DataError(f"data: {where!r} in {str(path)!r} is {size:,} bytes, more than the "
-                            f"{MAX_FILE_BYTES:,} a small picture may have; refused before reading it")
+            raise DataError(
+                f"data: {where!r} in {str(path)!r} is {size:,} bytes, more than the "
+                f"{MAX_FILE_BYTES:,} a small picture may have; refused before reading it"
+            )
         picture = decode_picture(read(), where, MAX_PIXELS)
         splits.setdefault(parts[0], {}).setdefault(parts[1], []).append(picture)
     empty = sorted("/".join(c) for c in seen_classes if c[1] not in splits.get(c[0], {}))
     if empty:
         reasons = [f"{w} ({r})" for w, r in skipped if "/".join(w.split("/")[:2]) in empty]
-        raise DataError(f"data: class folder(s) {empty} in {str(path)!r} hold no PNG or JPEG "
-                        f"picture{'; skipped: ' + ', '.join(reasons[:5]) if reasons else ''}")
+        raise DataError(
+            f"data: class folder(s) {empty} in {str(path)!r} hold no PNG or JPEG "
+            f"picture{'; skipped: ' + ', '.join(reasons[:5]) if reasons else ''}"
+        )
     if "train" not in splits:
-        raise DataError(f"data: no pictures (PNG or JPEG) under {str(path)!r}/train/<class>/; "
-                        f"the folder must be laid out as <split>/<class>/<image>")
+        raise DataError(
+            f"data: no pictures (PNG or JPEG) under {str(path)!r}/train/<class>/; "
+            f"the folder must be laid out as <split>/<class>/<image>"
+        )
     return splits, skipped
 
 
 # --- one picture ---------------------------------------------------------------------
+
 
 def decode_picture(raw, name, max_pixels=MAX_PIXELS, formats=DECODERS):
     """RGB ``uint8`` pixels of a picture file's bytes; its size is checked before it is decoded.
@@ -169,14 +187,15 @@ def decode_picture(raw, name, max_pixels=MAX_PIXELS, formats=DECODERS):
         with Image.open(io.BytesIO(raw), formats=list(formats)) as picture:
             width, height = picture.size
             if width * height > max_pixels:
-                raise DataError(f"data: picture {name!r} is {width}x{height} pixels, more than "
-                                f"the {max_pixels:,} allowed; refused before decoding it")
+                raise DataError(
+                    f"data: picture {name!r} is {width}x{height} pixels, more than "
+                    f"the {max_pixels:,} allowed; refused before decoding it"
+                )
             return to_rgb(picture)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         if isinstance(error, DataError):
             raise
-        raise DataError(f"data: cannot read picture {name!r} as {' or '.join(formats)}: "
-                        f"{error}") from error
+        raise DataError(f"data: cannot read picture {name!r} as {' or '.join(formats)}: {error}") from error
 
 
 def to_rgb(picture):
@@ -194,6 +213,5 @@ def _stack(by_class, class_names, path):
         labels += [label] * len(by_class[name])
     sizes = {p.shape for p in pictures}
     if len(sizes) > 1:
-        raise DataError(f"data: pictures in {str(path)!r} must all have one size, "
-                        f"found {sorted(sizes)[:3]}")
+        raise DataError(f"data: pictures in {str(path)!r} must all have one size, found {sorted(sizes)[:3]}")
     return np.stack(pictures), np.asarray(labels, dtype="int64")

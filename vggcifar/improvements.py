@@ -47,12 +47,22 @@ import keras
 
 from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, check_recipe
 
-__all__ = ["ARTICLE_RECIPE", "IMPROVED_RECIPE", "check_recipe", "make_schedule",
-           "make_optimizer", "compile_recipe", "model_options", "augment_batch",
-           "make_augmenter", "small_crop_epochs"]
+__all__ = [
+    "ARTICLE_RECIPE",
+    "IMPROVED_RECIPE",
+    "check_recipe",
+    "make_schedule",
+    "make_optimizer",
+    "compile_recipe",
+    "model_options",
+    "augment_batch",
+    "make_augmenter",
+    "small_crop_epochs",
+]
 
 
 # --- learning-rate schedules -------------------------------------------------------
+
 
 def make_schedule(schedule, learning_rate, epochs, steps_per_epoch, warmup=0.0):
     """The learning rate for every training step, worked out from ``epochs``.
@@ -72,7 +82,8 @@ def make_schedule(schedule, learning_rate, epochs, steps_per_epoch, warmup=0.0):
         return learning_rate
     start = learning_rate / 25.0 if schedule == "one_cycle" else 0.0
     return keras.optimizers.schedules.CosineDecay(
-        start, decay_steps=max(total - rise, 1), warmup_target=learning_rate, warmup_steps=rise)
+        start, decay_steps=max(total - rise, 1), warmup_target=learning_rate, warmup_steps=rise
+    )
 
 
 def make_optimizer(optimizer, learning_rate):
@@ -87,22 +98,26 @@ def make_optimizer(optimizer, learning_rate):
 def compile_recipe(model, recipe, epochs, steps_per_epoch):
     """Compile ``model`` with the recipe's optimiser, schedule and (smoothed) cross-entropy."""
     recipe = check_recipe(recipe)
-    schedule = make_schedule(recipe["schedule"], recipe["learning_rate"], epochs,
-                             steps_per_epoch, recipe["warmup"])
+    schedule = make_schedule(
+        recipe["schedule"], recipe["learning_rate"], epochs, steps_per_epoch, recipe["warmup"]
+    )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"])
-    model.compile(optimizer=make_optimizer(recipe["optimizer"], schedule), loss=loss,
-                  metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(recipe["optimizer"], schedule), loss=loss, metrics=["accuracy"])
     return model
 
 
 def model_options(recipe):
     """The ``build_vgg16`` keywords that a recipe sets."""
     recipe = check_recipe(recipe)
-    return {"dropout": recipe["dropout"], "l2": recipe["weight_decay"] / 2,
-            "bn_momentum": recipe["bn_momentum"]}
+    return {
+        "dropout": recipe["dropout"],
+        "l2": recipe["weight_decay"] / 2,
+        "bn_momentum": recipe["bn_momentum"],
+    }
 
 
 # --- data augmentation -------------------------------------------------------------
+
 
 def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=None):
     """Randomly changed copies of a batch of uint8 pictures (shape n, height, width, 3).
@@ -127,8 +142,9 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=N
         corner = tf.random.stateless_uniform([n, 2], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
         pictures = _windows(padded, corner, height, width)
     if cutout:
-        corner = tf.random.stateless_uniform([n, 2], seeds[2], -(cutout // 2),
-                                             max(height, width) - cutout // 2, dtype=tf.int32)
+        corner = tf.random.stateless_uniform(
+            [n, 2], seeds[2], -(cutout // 2), max(height, width) - cutout // 2, dtype=tf.int32
+        )
         inside_rows = _between(tf.range(height)[None, :], corner[:, :1], cutout)
         inside_cols = _between(tf.range(width)[None, :], corner[:, 1:], cutout)
         hidden = inside_rows[:, :, None] & inside_cols[:, None, :]
@@ -165,8 +181,15 @@ def make_augmenter(recipe, size=None):
         return None
 
     def augment(pictures, seed):
-        return augment_batch(pictures, seed, flip=recipe["flip"], crop_padding=recipe["crop_padding"],
-                             cutout=recipe["cutout"], size=size)
+        return augment_batch(
+            pictures,
+            seed,
+            flip=recipe["flip"],
+            crop_padding=recipe["crop_padding"],
+            cutout=recipe["cutout"],
+            size=size,
+        )
+
     return augment
 
 

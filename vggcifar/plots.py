@@ -2,7 +2,7 @@
 
 As in the article there are two figures, one for accuracy and one for loss,
 training in blue and test in red, drawn with ``plt`` by :func:`plot_metric` (the
-code notebook 04 shows, ``#@save``). :func:`add_article_curves` draws the article's
+code notebook 04 shows, ``# @save``). :func:`add_article_curves` draws the article's
 published curves beside them, dashed, so a run can be compared with the original.
 """
 
@@ -80,8 +80,9 @@ def show_samples(x, y, class_names, per_class=1, title="", seed=0):
     rng = np.random.default_rng(seed)
     y = np.asarray(y).reshape(-1)
     columns = len(class_names)
-    fig, axes = plt.subplots(per_class, columns, figsize=(1.4 * columns, 1.6 * per_class + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        per_class, columns, figsize=(1.4 * columns, 1.6 * per_class + 0.4), squeeze=False
+    )
     for label, name in enumerate(class_names):
         members = np.flatnonzero(y == label)
         picks = rng.choice(members, min(per_class, len(members)), replace=False)
@@ -98,6 +99,7 @@ def show_samples(x, y, class_names, per_class=1, title="", seed=0):
 
 # --- 06: improvements ---------------------------------------------------------------
 
+
 def plot_comparison(histories, metric="accuracy", title=None):
     """Several runs in one figure: ``{label: history}``; training solid, validation dashed."""
     _check_metric(metric)
@@ -105,10 +107,18 @@ def plot_comparison(histories, metric="accuracy", title=None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (label, history), color in zip(histories.items(), colors):
         epochs = range(1, len(history[metric]) + 1)
-        ax.plot(epochs, history[metric], "o-", color=color, linewidth=2, markersize=4,
-                label=f"{label}: training")
-        ax.plot(epochs, history[f"val_{metric}"], "o--", color=color, linewidth=2, markersize=4,
-                label=f"{label}: validation")
+        ax.plot(
+            epochs, history[metric], "o-", color=color, linewidth=2, markersize=4, label=f"{label}: training"
+        )
+        ax.plot(
+            epochs,
+            history[f"val_{metric}"],
+            "o--",
+            color=color,
+            linewidth=2,
+            markersize=4,
+            label=f"{label}: validation",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per epoch")
@@ -119,6 +129,7 @@ def plot_comparison(histories, metric="accuracy", title=None):
 
 
 # --- 08: sweeps ---------------------------------------------------------------------
+
 
 def plot_sweep(rows, histories, swept, out_dir=None):
     """A sweep's two figures: validation accuracy per epoch (one line per run), and the
@@ -132,8 +143,7 @@ def plot_sweep(rows, histories, swept, out_dir=None):
     for row in rows:
         values = histories.get(row["run"], {}).get("val_accuracy", [])
         if values:
-            ax.plot(range(1, len(values) + 1), values, "o-", linewidth=2, markersize=4,
-                    label=row["run"])
+            ax.plot(range(1, len(values) + 1), values, "o-", linewidth=2, markersize=4, label=row["run"])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("validation accuracy per epoch, one line per run")
@@ -148,8 +158,13 @@ def plot_sweep(rows, histories, swept, out_dir=None):
     for ax, name in zip(axes[0], names):
         labels = [str(row["parameters"].get(name, row["run"])) for row in done]
         positions = {label: i for i, label in enumerate(dict.fromkeys(labels))}
-        ax.plot([positions[label] for label in labels], [row["final_val_accuracy"] for row in done],
-                "o", markersize=8, alpha=0.7)
+        ax.plot(
+            [positions[label] for label in labels],
+            [row["final_val_accuracy"] for row in done],
+            "o",
+            markersize=8,
+            alpha=0.7,
+        )
         ax.set_xticks(list(positions.values()), list(positions))
         ax.set_xlabel(name)
         ax.set_ylabel("final validation accuracy")
@@ -180,8 +195,9 @@ def show_pictures(pictures, titles=None, columns=8, title="", size=1.4):
     """A grid of pictures, each with its (short) title below the grid row."""
     count = len(pictures)
     rows = max(1, -(-count // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.35) * rows + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, (size + 0.35) * rows + 0.4), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
@@ -194,6 +210,7 @@ def show_pictures(pictures, titles=None, columns=8, title="", size=1.4):
 
 
 # --- 07: evaluation -----------------------------------------------------------------
+
 
 def plot_confusion_matrix(matrix, class_names, title="confusion matrix (rows: true class)"):
     """The confusion matrix as a picture: each row in shares of that class, counts written in."""
@@ -209,8 +226,15 @@ def plot_confusion_matrix(matrix, class_names, title="confusion matrix (rows: tr
     ax.set_ylabel("true class")
     for t in ticks:
         for p in ticks:
-            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=7,
-                    color="white" if shares[t, p] > 0.5 else "black")
+            ax.text(
+                p,
+                t,
+                str(matrix[t, p]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shares[t, p] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, label="share of the true class")
     ax.set_title(title)
     fig.tight_layout()
@@ -220,7 +244,13 @@ def plot_confusion_matrix(matrix, class_names, title="confusion matrix (rows: tr
 def show_mistakes(pictures, labels, probabilities, indices, class_names, columns=8):
     """The pictures at ``indices`` titled "true → predicted (confidence)"."""
     predicted = np.argmax(probabilities, axis=1)
-    titles = [f"{class_names[labels[i]]}\n→ {class_names[predicted[i]]} "
-              f"{probabilities[i, predicted[i]]:.0%}" for i in indices]
-    return show_pictures([pictures[i] for i in indices], titles, columns=columns,
-                         title="the most confident mistakes (true → predicted, confidence)")
+    titles = [
+        f"{class_names[labels[i]]}\n→ {class_names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}"
+        for i in indices
+    ]
+    return show_pictures(
+        [pictures[i] for i in indices],
+        titles,
+        columns=columns,
+        title="the most confident mistakes (true → predicted, confidence)",
+    )

@@ -63,8 +63,13 @@ from .settings import ARTICLE_RECIPE
 from .speed import speedups_applied
 
 PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
-    "params.json", "environment.json", "history.json", "history.csv", "model.keras",
-    "metrics.json")
+    "params.json",
+    "environment.json",
+    "history.json",
+    "history.csv",
+    "model.keras",
+    "metrics.json",
+)
 BACKUP, STATE, LOCK = "backup", "state.json", "run.lock"
 #: What a run writes; ``overwrite=True`` removes these (and the backup) and nothing else.
 RUN_FILES = (PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS)
@@ -73,8 +78,16 @@ SWEEP_RECORD = "sweep.json"
 #: Keras' TensorBoard callback writes here: ``logs/train/`` and ``logs/validation/``.
 LOGS = "logs"
 #: What notebooks 04 and 05, ``python -m vggcifar`` and sweeps add to a run folder.
-NOTEBOOK_FILES = ("accuracy.png", "loss.png", "cifar10-CNN.keras", "cifar10-CNN.weights.h5",
-                  "cifar10-CNN.h5", "notebooks", SWEEP_RECORD, LOGS)
+NOTEBOOK_FILES = (
+    "accuracy.png",
+    "loss.png",
+    "cifar10-CNN.keras",
+    "cifar10-CNN.weights.h5",
+    "cifar10-CNN.h5",
+    "notebooks",
+    SWEEP_RECORD,
+    LOGS,
+)
 #: Seconds between two signs of life in the lock while training.
 HEARTBEAT_SECONDS = 60
 #: Keys of ``params.json`` that a run with other parameters may differ in.
@@ -119,12 +132,16 @@ class RunFolder(keras.callbacks.Callback):
         ``initial_epoch``. While it trains, the folder is locked against a second writer.
         """
         if not model.compiled:
-            raise RunFolderError("compile the model before run.resume(model): the backup holds "
-                                 "the optimizer's state too")
+            raise RunFolderError(
+                "compile the model before run.resume(model): the backup holds the optimizer's state too"
+            )
         try:
-            candidates, note = start_run(self.run_dir, {**self.run_params, "setup": describe_setup(model)},
-                                         {**environment_report(show=False),
-                                          **_precision_and_strategy(model)}, self.overwrite)
+            candidates, note = start_run(
+                self.run_dir,
+                {**self.run_params, "setup": describe_setup(model)},
+                {**environment_report(show=False), **_precision_and_strategy(model)},
+                self.overwrite,
+            )
             if note:
                 print(f"Run folder {str(self.run_dir)!r}: {note}.")
             state = _load_first(model, candidates, self.run_dir) if candidates else None
@@ -139,9 +156,11 @@ class RunFolder(keras.callbacks.Callback):
         self.history, self.finished = state["history"], state["finished"]
         done = len(self.history["epoch"])
         if self.finished:
-            print(f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); "
-                  "its trained model and history are loaded, nothing is trained again. "
-                  "Use another run_dir, or overwrite=True, to train again.")
+            print(
+                f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); "
+                "its trained model and history are loaded, nothing is trained again. "
+                "Use another run_dir, or overwrite=True, to train again."
+            )
         else:
             print(f"Run folder {str(self.run_dir)!r}: resuming after epoch {done}.")
         return done
@@ -149,15 +168,20 @@ class RunFolder(keras.callbacks.Callback):
     # --- during fit ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if not self._resumed:
-            raise RunFolderError("call run.resume(model) before model.fit, and pass what it "
-                                 "returns as initial_epoch")
+            raise RunFolderError(
+                "call run.resume(model) before model.fit, and pass what it returns as initial_epoch"
+            )
         wanted = self.run_params.get("epochs")
         if wanted is not None and self.params.get("epochs") != wanted and not self.in_parts:
-            raise RunFolderError(f"the run's parameters say epochs={wanted}, but fit was called "
-                                 f"with epochs={self.params.get('epochs')}")
+            raise RunFolderError(
+                f"the run's parameters say epochs={wanted}, but fit was called "
+                f"with epochs={self.params.get('epochs')}"
+            )
         if wanted is not None and self.params.get("epochs") > wanted:
-            raise RunFolderError(f"the run's parameters say epochs={wanted}, but fit was called "
-                                 f"with epochs={self.params.get('epochs')}, beyond its end")
+            raise RunFolderError(
+                f"the run's parameters say epochs={wanted}, but fit was called "
+                f"with epochs={self.params.get('epochs')}, beyond its end"
+            )
         if held_by_me(self.run_dir / LOCK) is None and not self.finished:  # a later part
             acquire_lock(self.run_dir / LOCK, f"run_dir {str(self.run_dir)!r}")
 
@@ -166,7 +190,8 @@ class RunFolder(keras.callbacks.Callback):
         if epoch != done:
             raise RunFolderError(
                 f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} "
-                f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit")
+                f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit"
+            )
         self._started = self._heartbeat = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -175,8 +200,11 @@ class RunFolder(keras.callbacks.Callback):
             self._heartbeat = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-               "seconds": round(time.perf_counter() - self._started, 2)}
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(v) for k, v in (logs or {}).items()},
+            "seconds": round(time.perf_counter() - self._started, 2),
+        }
         for key, value in row.items():
             self.history.setdefault(key, []).append(value)
         commit_epoch(self.run_dir, self.model, self.history)
@@ -187,32 +215,48 @@ class RunFolder(keras.callbacks.Callback):
         wanted = self.run_params.get("epochs") or self.params.get("epochs", done)
         if done and not self.finished and (done >= wanted or self.model.stop_training):
             test = self._score_test()
-            finish_run(self.run_dir, self.model, self.history,
-                       {**environment_report(show=False), **_precision_and_strategy(self.model),
-                        "speedups": speedups_applied(self.model)}, test)
+            finish_run(
+                self.run_dir,
+                self.model,
+                self.history,
+                {
+                    **environment_report(show=False),
+                    **_precision_and_strategy(self.model),
+                    "speedups": speedups_applied(self.model),
+                },
+                test,
+            )
             self.finished = True
-            print(f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; "
-                  f"{MODEL} and {METRICS} written.")
+            print(
+                f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; "
+                f"{MODEL} and {METRICS} written."
+            )
         history = getattr(self.model, "history", None)
         if isinstance(history, keras.callbacks.History) and done:  # the whole run, resumed or not
-            history.history = {k: list(v) for k, v in self.history.items()
-                               if k not in ("epoch", "seconds")}
+            history.history = {k: list(v) for k, v in self.history.items() if k not in ("epoch", "seconds")}
             history.epoch = [e - 1 for e in self.history["epoch"]]
         release_lock(self.run_dir / LOCK)
 
     def _score_test(self):
         """The test split's loss and accuracy: the last validation figures, or scored now, once."""
         if self.test_data is None:  # validated on the test split (or not at all)
-            return {f"test_{key}": self.history[f"val_{key}"][-1] for key in ("loss", "accuracy")
-                    if f"val_{key}" in self.history}
+            return {
+                f"test_{key}": self.history[f"val_{key}"][-1]
+                for key in ("loss", "accuracy")
+                if f"val_{key}" in self.history
+            }
         x, y = self.test_data
         scores = self.model.evaluate(x, y, batch_size=self.batch_size, verbose=0, return_dict=True)
-        print(f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, "
-              f"loss {scores['loss']:.4f} ({len(y):,} pictures)", flush=True)
+        print(
+            f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, "
+            f"loss {scores['loss']:.4f} ({len(y):,} pictures)",
+            flush=True,
+        )
         return {"test_loss": float(scores["loss"]), "test_accuracy": float(scores["accuracy"])}
 
 
 # --- what the run trains --------------------------------------------------------------
+
 
 def describe_setup(model):
     """What must not change when a run resumes: the architecture, the optimizer, the loss."""
@@ -221,23 +265,38 @@ def describe_setup(model):
     optimizer = model.optimizer
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     config = optimizer.get_config()
-    chosen = {key: config[key] for key in ("learning_rate", "beta_1", "beta_2", "epsilon",
-                                           "momentum", "nesterov") if key in config}
+    chosen = {
+        key: config[key]
+        for key in ("learning_rate", "beta_1", "beta_2", "epsilon", "momentum", "nesterov")
+        if key in config
+    }
     loss = model.loss if isinstance(model.loss, str) else keras.losses.serialize(model.loss)
-    return json.loads(json.dumps({
-        "model": {"parameters": int(model.count_params()),
-                  "architecture": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]},
-        "optimizer": {"class": type(optimizer).__name__, **chosen},
-        "loss": loss}, default=float))
+    return json.loads(
+        json.dumps(
+            {
+                "model": {
+                    "parameters": int(model.count_params()),
+                    "architecture": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16],
+                },
+                "optimizer": {"class": type(optimizer).__name__, **chosen},
+                "loss": loss,
+            },
+            default=float,
+        )
+    )
 
 
 def _precision_and_strategy(model):
     strategy = model.distribute_strategy
-    return {"precision": model.dtype_policy.name, "strategy": type(strategy).__name__,
-            "replicas": strategy.num_replicas_in_sync}
+    return {
+        "precision": model.dtype_policy.name,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+    }
 
 
 # --- reading and writing the folder -----------------------------------------------------
+
 
 def _comparable(params):
     return {k: v for k, v in params.items() if k not in _NOT_COMPARED}
@@ -247,15 +306,17 @@ def _differences(old, new):
     """Parameters that differ; a recipe setting missing from an older run's record had its
     article value (the only one the versions before that setting knew)."""
     old = {**{k: v for k, v in ARTICLE_RECIPE.items() if k in new}, **old}
-    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k)}
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
 def foreign_entries(run_dir):
     """The names in ``run_dir`` that this project did not write there."""
     own = {*RUN_FILES, *NOTEBOOK_FILES, BACKUP, LOCK}
-    return sorted(p.name for p in Path(run_dir).iterdir()
-                  if p.name not in own and not p.name.startswith(TEMPORARY_PREFIX))
+    return sorted(
+        p.name
+        for p in Path(run_dir).iterdir()
+        if p.name not in own and not p.name.startswith(TEMPORARY_PREFIX)
+    )
 
 
 def check_free(run_dir, params=None, overwrite=False):
@@ -277,7 +338,8 @@ def check_free(run_dir, params=None, overwrite=False):
             raise RunFolderError(
                 f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
                 f"({shown}); a run is never set up among other files, and overwrite=True does "
-                "not change that: choose a new or empty folder")
+                "not change that: choose a new or empty folder"
+            )
         return
     if overwrite:
         return
@@ -287,7 +349,8 @@ def check_free(run_dir, params=None, overwrite=False):
         raise RunFolderError(
             f"run_dir {str(run_dir)!r} already holds a run with other parameters "
             f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
-            "overwrite=True to replace that run's files")
+            "overwrite=True to replace that run's files"
+        )
 
 
 def start_run(run_dir, params, environment, overwrite=False):
@@ -307,11 +370,13 @@ def start_run(run_dir, params, environment, overwrite=False):
             raise RunFolderError(
                 f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss "
                 f"(saved, now: {_differences(saved, params['setup'])}); choose another run_dir, "
-                "or pass overwrite=True to replace that run's files")
+                "or pass overwrite=True to replace that run's files"
+            )
     if not overwrite and is_finished(run_dir):  # its records stay as they were
         history = load_history(run_dir)
-        return [{"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL,
-                 "history": history}], None
+        return [
+            {"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL, "history": history}
+        ], None
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         note = acquire_lock(run_dir / LOCK, f"run_dir {str(run_dir)!r}")
@@ -350,8 +415,7 @@ def _remove_backup(run_dir):
     backup = Path(run_dir) / BACKUP
     if not backup.is_dir():
         return
-    for path in [backup / STATE, *backup.glob("epoch-*.weights.h5"),
-                 *backup.glob(TEMPORARY_PREFIX + "*")]:
+    for path in [backup / STATE, *backup.glob("epoch-*.weights.h5"), *backup.glob(TEMPORARY_PREFIX + "*")]:
         path.unlink(missing_ok=True)
     if not any(backup.iterdir()):
         backup.rmdir()
@@ -370,15 +434,24 @@ def read_backup(run_dir):
         history = state["history"]
         if int(state["epoch"]) != len(history["epoch"]):
             raise ValueError("the history does not match the epoch")
-        newest = {"epoch": int(state["epoch"]), "weights": state_path.parent / state["weights"],
-                  "history": history, "finished": False}
+        newest = {
+            "epoch": int(state["epoch"]),
+            "weights": state_path.parent / state["weights"],
+            "history": history,
+            "finished": False,
+        }
         candidates = [newest]
         previous = state.get("previous")
         if previous:
             epoch = int(previous["epoch"])
-            candidates.append({"epoch": epoch, "weights": state_path.parent / previous["weights"],
-                               "history": {k: v[:epoch] for k, v in history.items()},
-                               "finished": False})
+            candidates.append(
+                {
+                    "epoch": epoch,
+                    "weights": state_path.parent / previous["weights"],
+                    "history": {k: v[:epoch] for k, v in history.items()},
+                    "finished": False,
+                }
+            )
     except (ValueError, KeyError, TypeError) as error:
         raise damaged(run_dir, error) from error
     return candidates
@@ -388,7 +461,8 @@ def damaged(run_dir, error):
     return RunFolderError(
         f"the backup in {str(Path(run_dir) / BACKUP)!r} is damaged ({error}). "
         "Nothing was changed. To start this run afresh, pass overwrite=True "
-        "(it deletes the run's files and the damaged backup)")
+        "(it deletes the run's files and the damaged backup)"
+    )
 
 
 def _load_first(model, candidates, run_dir):
@@ -406,16 +480,19 @@ def _load_first(model, candidates, run_dir):
             continue
         if errors:
             failed, error = errors[0]
-            print(f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
-                  f"read ({type(error).__name__}: {error}); Google Drive can leave a file like "
-                  f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}.")
+            print(
+                f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
+                f"read ({type(error).__name__}: {error}); Google Drive can leave a file like "
+                f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}."
+            )
         return state
     shapes = [line for _, error in errors for line in str(error).splitlines() if "shape" in line]
     if shapes:
         raise RunFolderError(
             f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes "
             f"than this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir "
-            "for this model, or overwrite=True to replace that run's files")
+            "for this model, or overwrite=True to replace that run's files"
+        )
     raise damaged(run_dir, "; ".join(f"epoch {s['epoch']}: {e}" for s, e in errors))
 
 
@@ -439,8 +516,7 @@ def commit_epoch(run_dir, model, history):
             previous = None
     if previous and (previous["epoch"] >= epoch or not (backup / previous["weights"]).exists()):
         previous = None
-    write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history,
-                                "previous": previous})
+    write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history, "previous": previous})
     keep = {name} | ({previous["weights"]} if previous else set())
     for old_file in backup.glob("epoch-*.weights.h5"):
         if old_file.name not in keep:
@@ -487,8 +563,7 @@ def load_history(run_dir):
     """The history dict of a run folder (lists per key, one item per epoch)."""
     path = Path(run_dir) / HISTORY
     if not path.exists():
-        raise RunFolderError(f"no {HISTORY} in run_dir {str(run_dir)!r}: "
-                             "03_training.ipynb writes it")
+        raise RunFolderError(f"no {HISTORY} in run_dir {str(run_dir)!r}: 03_training.ipynb writes it")
     return read_json(path)
 
 
@@ -498,7 +573,8 @@ def load_params(run_dir):
     except ValueError as error:
         raise RunFolderError(
             f"{PARAMS} in run_dir {str(run_dir)!r} is damaged ({error}); nothing was changed. "
-            "Choose another run_dir, or pass overwrite=True to replace that run's files") from error
+            "Choose another run_dir, or pass overwrite=True to replace that run's files"
+        ) from error
 
 
 def load_metrics(run_dir):

@@ -10,7 +10,7 @@ kind           file                        what it holds
                                            HDF5 format
 =============  ==========================  =========================================
 
-:func:`save_article_files` is the code that notebook 05 shows (``#@save``). Every file
+:func:`save_article_files` is the code that notebook 05 shows (``# @save``). Every file
 is written under a temporary name and renamed when complete
 (:func:`vggcifar.files.replacing`), so a save that is cut off never destroys a good
 file saved before. The files hold plain Keras objects only: they load with Keras
@@ -28,9 +28,7 @@ import numpy as np
 
 from .files import replacing
 
-FILES = {"keras": "cifar10-CNN.keras",
-         "weights": "cifar10-CNN.weights.h5",
-         "legacy_h5": "cifar10-CNN.h5"}
+FILES = {"keras": "cifar10-CNN.keras", "weights": "cifar10-CNN.weights.h5", "legacy_h5": "cifar10-CNN.h5"}
 
 
 @contextlib.contextmanager
@@ -68,9 +66,11 @@ def check_model_file(path, name="model_path"):
     """Raise unless ``path`` is an existing whole-model file (``.keras``, or legacy ``.h5``)."""
     path = Path(str(path))
     if path.suffix not in (".keras", ".h5") or path.name.endswith(".weights.h5"):
-        raise ValueError(f"{name} must name a whole-model file ending in .keras (or a legacy "
-                         f".h5), got {str(path)!r}; a .weights.h5 file holds weights only: "
-                         "load it into a built model with model.load_weights")
+        raise ValueError(
+            f"{name} must name a whole-model file ending in .keras (or a legacy "
+            f".h5), got {str(path)!r}; a .weights.h5 file holds weights only: "
+            "load it into a built model with model.load_weights"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{name}: model file not found: {str(path)!r}")
     return path
@@ -95,14 +95,17 @@ def reload_model_files(paths, build):
         # The file also holds the optimizer's state, which an uncompiled model has no place for.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         fresh.load_weights(paths["weights"])
-    return {"keras": load_saved_model(paths["keras"]),
-            "weights": fresh,
-            "legacy_h5": load_saved_model(paths["legacy_h5"])}
+    return {
+        "keras": load_saved_model(paths["keras"]),
+        "weights": fresh,
+        "legacy_h5": load_saved_model(paths["legacy_h5"]),
+    }
 
 
 def prediction_differences(model, reloaded, x, batch_size=256):
     """Largest absolute difference between ``model``'s predicted probabilities and each reloaded model's."""
     expected = model.predict(x, batch_size=batch_size, verbose=0)
-    return {kind: float(np.max(np.abs(other.predict(x, batch_size=batch_size, verbose=0)
-                                      - expected)))
-            for kind, other in reloaded.items()}
+    return {
+        kind: float(np.max(np.abs(other.predict(x, batch_size=batch_size, verbose=0) - expected)))
+        for kind, other in reloaded.items()
+    }

@@ -17,16 +17,27 @@ import os
 from pathlib import Path
 
 #: The article's settings: the defaults of every notebook's parameters cell.
-ARTICLE = {"data": "cifar10", "subset": None, "seed": 0, "epochs": 20, "batch_size": 64,
-           "run_dir": "runs/article"}
+ARTICLE = {
+    "data": "cifar10",
+    "subset": None,
+    "seed": 0,
+    "epochs": 20,
+    "batch_size": 64,
+    "run_dir": "runs/article",
+}
 
 #: Where the downloaded CIFAR-10 is kept (every notebook's parameter; None: Keras' own
 #: ``~/.keras``, which a Colab machine loses with itself).
 DATA_CACHE = None
 
 #: What notebook 03 adds to the article's settings, with their defaults.
-TRAINING = {"precision": "auto", "strategy": "auto", "validation": "test",
-            "deterministic": False, "speedups": "auto"}
+TRAINING = {
+    "precision": "auto",
+    "strategy": "auto",
+    "validation": "test",
+    "deterministic": False,
+    "speedups": "auto",
+}
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
@@ -39,8 +50,10 @@ SPEEDUPS = ("auto", True, False)
 HOLDOUT_SHARE = 0.1
 #: Data sources with a name; anything else must be a folder or a .tar.gz of pictures.
 NAMED_SOURCES = ("cifar10", "synthetic")
-ALLOWED_SOURCES = ("'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
-                   "folder or .tar.gz laid out as <split>/<class>/<image>")
+ALLOWED_SOURCES = (
+    "'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
+    "folder or .tar.gz laid out as <split>/<class>/<image>"
+)
 #: Largest seed NumPy's and TensorFlow's generators take.
 MAX_SEED = 2**32 - 1
 
@@ -51,16 +64,36 @@ SCHEDULES = ("constant", "cosine", "one_cycle")
 
 #: The article's recipe: Adam with its defaults, no regularisation, no augmentation.
 ARTICLE_RECIPE = {
-    "optimizer": "adam", "learning_rate": 0.001, "schedule": "constant", "warmup": 0.0,
-    "dropout": 0.0, "weight_decay": 0.0, "flip": False, "crop_padding": 0, "cutout": 0,
-    "label_smoothing": 0.0, "bn_momentum": 0.99, "small_crops": 0, "small_crops_share": 0.0,
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "schedule": "constant",
+    "warmup": 0.0,
+    "dropout": 0.0,
+    "weight_decay": 0.0,
+    "flip": False,
+    "crop_padding": 0,
+    "cutout": 0,
+    "label_smoothing": 0.0,
+    "bn_momentum": 0.99,
+    "small_crops": 0,
+    "small_crops_share": 0.0,
 }
 
 #: Every improvement on; settings common in the CIFAR-10 literature for VGG-type networks.
 IMPROVED_RECIPE = {
-    "optimizer": "sgd", "learning_rate": 0.05, "schedule": "one_cycle", "warmup": 0.15,
-    "dropout": 0.5, "weight_decay": 5e-4, "flip": True, "crop_padding": 4, "cutout": 0,
-    "label_smoothing": 0.1, "bn_momentum": 0.9, "small_crops": 0, "small_crops_share": 0.0,
+    "optimizer": "sgd",
+    "learning_rate": 0.05,
+    "schedule": "one_cycle",
+    "warmup": 0.15,
+    "dropout": 0.5,
+    "weight_decay": 5e-4,
+    "flip": True,
+    "crop_padding": 4,
+    "cutout": 0,
+    "label_smoothing": 0.1,
+    "bn_momentum": 0.9,
+    "small_crops": 0,
+    "small_crops_share": 0.0,
 }
 
 #: The quick recipe for classes without GPUs: the article's model trained for about ten
@@ -69,18 +102,30 @@ IMPROVED_RECIPE = {
 #: accuracy, and what each step bought). ``small_crops`` stays off: on that CPU it did
 #: not buy more accuracy per minute.
 QUICK_RECIPE = {
-    "optimizer": "sgd", "learning_rate": 0.2, "schedule": "one_cycle", "warmup": 0.25,
-    "dropout": 0.0, "weight_decay": 5e-4, "flip": True, "crop_padding": 2, "cutout": 0,
-    "label_smoothing": 0.2, "bn_momentum": 0.9, "small_crops": 0, "small_crops_share": 0.0,
+    "optimizer": "sgd",
+    "learning_rate": 0.2,
+    "schedule": "one_cycle",
+    "warmup": 0.25,
+    "dropout": 0.0,
+    "weight_decay": 5e-4,
+    "flip": True,
+    "crop_padding": 2,
+    "cutout": 0,
+    "label_smoothing": 0.2,
+    "bn_momentum": 0.9,
+    "small_crops": 0,
+    "small_crops_share": 0.0,
 }
 
 #: The named recipes: what ``recipe=...`` selects (notebook 06, run_training, the sweeps).
 RECIPES = {"article": ARTICLE_RECIPE, "improved": IMPROVED_RECIPE, "quick": QUICK_RECIPE}
 #: The epochs and batch size each recipe is made for (article and improved: the article's).
 QUICK_BUDGET = {"epochs": 3, "batch_size": 512}
-BUDGETS = {"article": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
-           "improved": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
-           "quick": QUICK_BUDGET}
+BUDGETS = {
+    "article": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
+    "improved": {"epochs": ARTICLE["epochs"], "batch_size": ARTICLE["batch_size"]},
+    "quick": QUICK_BUDGET,
+}
 
 #: Parameters that say how to run, not what the run is: left out of ``params.json``.
 #: (``recipe`` only names a set of values; the values themselves are recorded.)
@@ -92,6 +137,7 @@ class ParameterError(ValueError):
 
 
 # --- the checks, one per kind of value -------------------------------------------------
+
 
 def _is_whole(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -110,8 +156,9 @@ def _whole(name, value, low, high=None):
 
 def _number(name, value, low, high, positive=False):
     if not _is_number(value) or not low <= value < high or (positive and value == 0):
-        raise ParameterError(f"{name} must be a number in [{low}, {high})"
-                             f"{' and > 0' if positive else ''}, got {value!r}")
+        raise ParameterError(
+            f"{name} must be a number in [{low}, {high}){' and > 0' if positive else ''}, got {value!r}"
+        )
     return float(value)
 
 
@@ -136,8 +183,10 @@ def _share(name, value):
 
 def _small_crops(value):
     if not _is_whole(value) or not (value == 0 or MIN_SMALL_CROPS <= value <= 4096):
-        raise ParameterError(f"small_crops must be 0 (off) or the side in pixels of the training "
-                             f"crops, a whole number >= {MIN_SMALL_CROPS}; got {value!r}")
+        raise ParameterError(
+            f"small_crops must be 0 (off) or the side in pixels of the training "
+            f"crops, a whole number >= {MIN_SMALL_CROPS}; got {value!r}"
+        )
     return int(value)
 
 
@@ -146,8 +195,9 @@ def check_subset(subset):
     if subset is None:
         return None
     if not _is_whole(subset) or subset < 1:
-        raise ParameterError(f"subset must be None (all pictures) or a whole number >= 1 of "
-                             f"pictures per class; got {subset!r}")
+        raise ParameterError(
+            f"subset must be None (all pictures) or a whole number >= 1 of pictures per class; got {subset!r}"
+        )
     return int(subset)
 
 
@@ -183,8 +233,9 @@ def _writable_folder(name, value):
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         where = "it" if existing == path else f"the folder {str(existing)!r} it would be made in"
-        raise ParameterError(f"{name} {str(value)!r} cannot be written: {where} is read-only "
-                             f"for you; choose another {name}")
+        raise ParameterError(
+            f"{name} {str(value)!r} cannot be written: {where} is read-only for you; choose another {name}"
+        )
     return str(value)
 
 
@@ -240,8 +291,10 @@ def known_parameter(name):
 def check_batch_size(batch_size, pictures):
     """After the data is loaded: a batch can hold at most all the training pictures."""
     if batch_size > pictures:
-        raise ParameterError(f"batch_size {batch_size} is larger than the {pictures} training "
-                             f"pictures; use a batch_size of at most {pictures}, or more pictures")
+        raise ParameterError(
+            f"batch_size {batch_size} is larger than the {pictures} training "
+            f"pictures; use a batch_size of at most {pictures}, or more pictures"
+        )
     return batch_size
 
 
@@ -280,11 +333,14 @@ def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_mome
     """Check :func:`vggcifar.model.build_vgg16`'s options; raise naming the bad one."""
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(_is_whole(d) and d >= 1 for d in shape):
-        raise ParameterError(f"input_shape must be (height, width, channels) with positive "
-                             f"whole numbers, got {input_shape!r}")
+        raise ParameterError(
+            f"input_shape must be (height, width, channels) with positive whole numbers, got {input_shape!r}"
+        )
     if shape[0] < 32 or shape[1] < 32:
-        raise ParameterError(f"input_shape must be at least 32x32 (five 2x2 poolings halve the "
-                             f"picture five times), got {shape[0]}x{shape[1]}")
+        raise ParameterError(
+            f"input_shape must be at least 32x32 (five 2x2 poolings halve the "
+            f"picture five times), got {shape[0]}x{shape[1]}"
+        )
     if not _is_whole(num_classes) or num_classes < 2:
         raise ParameterError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
     _number("dropout", dropout, 0.0, 1.0)

@@ -108,8 +108,11 @@ def speed_up_optimizer(optimizer):
 
 def speedups_applied(model):
     """True when any of ``model``'s layers computes with a swapped-in speed-up."""
-    return any(getattr(layer, _APPLIED + name, False)
-               for layer in model.layers for name in ("call", "convolution_op"))
+    return any(
+        getattr(layer, _APPLIED + name, False)
+        for layer in model.layers
+        for name in ("call", "convolution_op")
+    )
 
 
 def _swap(owner, name, function):
@@ -124,9 +127,15 @@ def _swap(owner, name, function):
 
 # --- BatchNormalization by the fused kernel -----------------------------------------
 
+
 def _fusable(layer):
-    return (layer.center and layer.scale and layer.axis in (-1, 3, [3])
-            and not getattr(layer, "synchronized", False) and not getattr(layer, "renorm", False))
+    return (
+        layer.center
+        and layer.scale
+        and layer.axis in (-1, 3, [3])
+        and not getattr(layer, "synchronized", False)
+        and not getattr(layer, "renorm", False)
+    )
 
 
 def _fused_batchnorm_call(layer, original, inputs, training=None, mask=None):
@@ -137,26 +146,45 @@ def _fused_batchnorm_call(layer, original, inputs, training=None, mask=None):
     inputs = tf.cast(inputs, layer.compute_dtype)
     if training and layer.trainable:
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, layer.gamma, layer.beta, mean=layer.moving_mean,
-            variance=layer.moving_variance, epsilon=layer.epsilon, is_training=True,
-            exponential_avg_factor=1.0 - layer.momentum)
+            inputs,
+            layer.gamma,
+            layer.beta,
+            mean=layer.moving_mean,
+            variance=layer.moving_variance,
+            epsilon=layer.epsilon,
+            is_training=True,
+            exponential_avg_factor=1.0 - layer.momentum,
+        )
         layer.moving_mean.assign(mean)
         layer.moving_variance.assign(variance)
         return outputs
     outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-        inputs, layer.gamma, layer.beta, mean=layer.moving_mean,
-        variance=layer.moving_variance, epsilon=layer.epsilon, is_training=False)
+        inputs,
+        layer.gamma,
+        layer.beta,
+        mean=layer.moving_mean,
+        variance=layer.moving_variance,
+        epsilon=layer.epsilon,
+        is_training=False,
+    )
     return outputs
 
 
 # --- convolutions on small pictures as matrix products ------------------------------
 
+
 def _small_picture_convolution(layer, original, inputs, kernel):
     height, width = inputs.shape[1], inputs.shape[2]
-    if (keras.backend.backend() != "tensorflow" or layer.data_format != "channels_last"
-            or tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1)
-            or layer.groups != 1 or height is None or width is None
-            or height * width > MAX_PIXELS):
+    if (
+        keras.backend.backend() != "tensorflow"
+        or layer.data_format != "channels_last"
+        or tuple(layer.strides) != (1, 1)
+        or tuple(layer.dilation_rate) != (1, 1)
+        or layer.groups != 1
+        or height is None
+        or width is None
+        or height * width > MAX_PIXELS
+    ):
         return original(inputs, kernel)
     return conv2d_as_matmuls(inputs, kernel, layer.padding.upper())
 
@@ -187,7 +215,7 @@ def shifted_matmuls(x, kernel, padding):
             left, right = max(0, pad_w - j), min(out_w, width + pad_w - j)  # output columns
             if top >= bottom or left >= right:
                 continue  # this tap only ever sees padding
-            window = x[:, top + i - pad_h:bottom + i - pad_h, left + j - pad_w:right + j - pad_w, :]
+            window = x[:, top + i - pad_h : bottom + i - pad_h, left + j - pad_w : right + j - pad_w, :]
             part = tf.cast(tf.tensordot(window, kernel[i, j], axes=1), total_dtype)
             parts.append(tf.pad(part, [[0, 0], [top, out_h - bottom], [left, out_w - right], [0, 0]]))
     return tf.cast(tf.add_n(parts), x.dtype)
@@ -203,12 +231,16 @@ def conv2d_as_matmuls(inputs, kernel, padding):
     @tf.custom_gradient
     def convolve(x, k):
         def gradient(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy,
-                                                strides=[1, 1, 1, 1], padding=padding)
+            dx = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=[1, 1, 1, 1], padding=padding
+            )
             kh, kw, channels_in, channels_out = k.shape
             patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], padding)
-            dk = tf.matmul(tf.reshape(patches, (-1, kh * kw * channels_in)),
-                           tf.reshape(dy, (-1, channels_out)), transpose_a=True)
+            dk = tf.matmul(
+                tf.reshape(patches, (-1, kh * kw * channels_in)),
+                tf.reshape(dy, (-1, channels_out)),
+                transpose_a=True,
+            )
             return dx, tf.reshape(dk, k.shape)
 
         return shifted_matmuls(x, k, padding), gradient
@@ -219,16 +251,20 @@ def conv2d_as_matmuls(inputs, kernel, padding):
 
 # --- the optimizers' update by TensorFlow's fused kernels ---------------------------
 
+
 def _slots_present(optimizer, slots):
     """True when Keras keeps the optimizer's slots where the fused update reads them; warns once if not."""
     if all(hasattr(optimizer, name) for name in (*slots, VARIABLE_INDEX)):
         return True
     if not getattr(optimizer, "_vggcifar_warned", False):
         optimizer._vggcifar_warned = True
-        warnings.warn(f"vggcifar.speed: this Keras ({keras.__version__}) keeps {type(optimizer).__name__}'s "
-                      f"state under other names than {', '.join(slots)}; its update uses Keras' own "
-                      "code instead of TensorFlow's fused kernel (same results, slower on CPUs)",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"vggcifar.speed: this Keras ({keras.__version__}) keeps {type(optimizer).__name__}'s "
+            f"state under other names than {', '.join(slots)}; its update uses Keras' own "
+            "code instead of TensorFlow's fused kernel (same results, slower on CPUs)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return False
 
 
@@ -237,8 +273,11 @@ def _fused_kernel_applies(variable):
         return False
     import tensorflow as tf
 
-    return (isinstance(variable, tf.Variable) and hasattr(variable, "handle")
-            and tf.distribute.get_strategy().num_replicas_in_sync == 1)
+    return (
+        isinstance(variable, tf.Variable)
+        and hasattr(variable, "handle")
+        and tf.distribute.get_strategy().num_replicas_in_sync == 1
+    )
 
 
 def _fused_adam_update(optimizer, original, gradient, variable, learning_rate):
@@ -254,10 +293,17 @@ def _fused_adam_update(optimizer, original, gradient, variable, learning_rate):
     step = tf.cast(optimizer.iterations + 1, dtype)
     beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
     tf.raw_ops.ResourceApplyAdam(
-        var=variable.handle, m=momentums[index].value.handle, v=velocities[index].value.handle,
-        beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-        lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-        epsilon=tf.cast(optimizer.epsilon, dtype), grad=tf.cast(gradient, dtype))
+        var=variable.handle,
+        m=momentums[index].value.handle,
+        v=velocities[index].value.handle,
+        beta1_power=tf.pow(beta_1, step),
+        beta2_power=tf.pow(beta_2, step),
+        lr=tf.cast(learning_rate, dtype),
+        beta1=beta_1,
+        beta2=beta_2,
+        epsilon=tf.cast(optimizer.epsilon, dtype),
+        grad=tf.cast(gradient, dtype),
+    )
 
 
 def _fused_sgd_update(optimizer, original, gradient, variable, learning_rate):
@@ -271,12 +317,17 @@ def _fused_sgd_update(optimizer, original, gradient, variable, learning_rate):
     index = getattr(optimizer, VARIABLE_INDEX)(variable)
     momentums = getattr(optimizer, SGD_SLOTS[0])
     tf.raw_ops.ResourceApplyKerasMomentum(
-        var=variable.handle, accum=momentums[index].value.handle,
-        lr=tf.cast(learning_rate, dtype), grad=tf.cast(gradient, dtype),
-        momentum=tf.cast(optimizer.momentum, dtype), use_nesterov=optimizer.nesterov)
+        var=variable.handle,
+        accum=momentums[index].value.handle,
+        lr=tf.cast(learning_rate, dtype),
+        grad=tf.cast(gradient, dtype),
+        momentum=tf.cast(optimizer.momentum, dtype),
+        use_nesterov=optimizer.nesterov,
+    )
 
 
 # --- predictions with BatchNormalization folded into the convolutions ----------------
+
 
 def fold_batchnorm(model, policy=None):
     """A copy of ``model`` for prediction only, with each BatchNormalization folded into its convolution.
@@ -295,8 +346,13 @@ def fold_batchnorm(model, policy=None):
     dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
     convs = [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]
     with precision_policy(policy or model.layers[0].dtype_policy.name):
-        folded = build_vgg16(tuple(model.input_shape[1:]), dense[-1].units, batch_norm=False,
-                             fc_units=dense[0].units, name=f"{model.name}_folded")
+        folded = build_vgg16(
+            tuple(model.input_shape[1:]),
+            dense[-1].units,
+            batch_norm=False,
+            fc_units=dense[0].units,
+            name=f"{model.name}_folded",
+        )
     for layer in folded.layers:
         source = by_name[layer.name]
         if isinstance(layer, layers.Conv2D):
@@ -311,5 +367,12 @@ def fold_batchnorm(model, policy=None):
     return folded
 
 
-__all__ = ["SPEEDUPS", "SpeedUps", "apply_speedups", "fold_batchnorm", "speed_up_optimizer",
-           "speedups_applied", "speedups_enabled"]
+__all__ = [
+    "SPEEDUPS",
+    "SpeedUps",
+    "apply_speedups",
+    "fold_batchnorm",
+    "speed_up_optimizer",
+    "speedups_applied",
+    "speedups_enabled",
+]

@@ -42,11 +42,19 @@ DEFAULT_CHAIN = ("03_training", "04_plots")
 #: Where the notebooks are: the ``notebooks/`` folder beside the package, in a clone.
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: The columns of the results table, after the swept parameters.
-COLUMNS = ("status", "epochs_done", "final_val_accuracy", "best_val_accuracy", "test_accuracy",
-           "seconds_per_epoch", "error")
+COLUMNS = (
+    "status",
+    "epochs_done",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "test_accuracy",
+    "seconds_per_epoch",
+    "error",
+)
 
 
 # --- what to run ------------------------------------------------------------------
+
 
 def parse_value(text):
     """Text typed on a command line, typed as a parameters cell types it.
@@ -95,8 +103,10 @@ def read_sets(path):
         return expand(content)
     if isinstance(content, list) and content and all(isinstance(s, dict) for s in content):
         return content
-    raise ParameterError(f"--sets: {str(path)!r} must hold a list of parameter sets "
-                         "(- {epochs: 5, batch_size: 32}) or a grid ({epochs: [5, 10]})")
+    raise ParameterError(
+        f"--sets: {str(path)!r} must hold a list of parameter sets "
+        "(- {epochs: 5, batch_size: 32}) or a grid ({epochs: [5, 10]})"
+    )
 
 
 def find_notebook(name):
@@ -160,8 +170,10 @@ def plan(sets, chain=DEFAULT_CHAIN, fixed=None):
         if name == "run_dir":
             raise ParameterError("run_dir is set by the sweep: every run gets <out>/<name>/")
         if name not in known:
-            raise ParameterError(f"unknown parameter {name!r}; the notebooks "
-                                 f"{[nb.stem for nb in notebooks]} take: {sorted(known)}")
+            raise ParameterError(
+                f"unknown parameter {name!r}; the notebooks "
+                f"{[nb.stem for nb in notebooks]} take: {sorted(known)}"
+            )
     runs = []
     for values in sets:
         params = {**fixed, **values}
@@ -175,6 +187,7 @@ def plan(sets, chain=DEFAULT_CHAIN, fixed=None):
 
 
 # --- running it -------------------------------------------------------------------
+
 
 def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
     """Run every parameter set through the notebooks, one after another; return the rows.
@@ -198,34 +211,55 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
         if record.get("status") == "finished" and is_finished(run_dir):
             print(f"[run {number} of {len(runs)}] {name}: finished before, skipped", flush=True)
             continue
-        again = {"failed": " (failed before: trying again)",
-                 "interrupted": " (interrupted before: resuming)"}.get(record.get("status"), "")
+        again = {
+            "failed": " (failed before: trying again)",
+            "interrupted": " (interrupted before: resuming)",
+        }.get(record.get("status"), "")
         print(f"[run {number} of {len(runs)}] {name}{again}", flush=True)
         (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
         started = time.time()
         write_json(run_dir / SWEEP_RECORD, {"status": "running", "parameters": params})
         try:
             for notebook in notebooks:
-                given = {k: v for k, v in {**params, "run_dir": str(run_dir.resolve())}.items()
-                         if k in accepted[notebook]}
+                given = {
+                    k: v
+                    for k, v in {**params, "run_dir": str(run_dir.resolve())}.items()
+                    if k in accepted[notebook]
+                }
                 print(f"    {notebook.name}", flush=True)
-                execute(str(notebook), str(run_dir / "notebooks" / notebook.name),
-                        parameters=given, cwd=str(notebook.parent), log_output=True,
-                        progress_bar=False)
+                execute(
+                    str(notebook),
+                    str(run_dir / "notebooks" / notebook.name),
+                    parameters=given,
+                    cwd=str(notebook.parent),
+                    log_output=True,
+                    progress_bar=False,
+                )
         except KeyboardInterrupt:
             write_json(run_dir / SWEEP_RECORD, {"status": "interrupted", "parameters": params})
-            print(f"Interrupted during {name}; the finished runs are kept. The same command "
-                  "resumes from this run's last backup.", flush=True)
+            print(
+                f"Interrupted during {name}; the finished runs are kept. The same command "
+                "resumes from this run's last backup.",
+                flush=True,
+            )
             raise
         except Exception as error:  # a failed run must not stop the others
             message = _last_line(error)
-            write_json(run_dir / SWEEP_RECORD, {"status": "failed", "parameters": params,
-                                                "error": message,
-                                                "traceback": traceback.format_exc()[-4000:]})
+            write_json(
+                run_dir / SWEEP_RECORD,
+                {
+                    "status": "failed",
+                    "parameters": params,
+                    "error": message,
+                    "traceback": traceback.format_exc()[-4000:],
+                },
+            )
             print(f"    failed: {message}", flush=True)
             continue
-        write_json(run_dir / SWEEP_RECORD, {"status": "finished", "parameters": params,
-                                            "seconds": round(time.time() - started, 1)})
+        write_json(
+            run_dir / SWEEP_RECORD,
+            {"status": "finished", "parameters": params, "seconds": round(time.time() - started, 1)},
+        )
     rows = gather(out, [name for name, _ in runs])
     swept = list(dict.fromkeys(k for s in sets for k in s))
     write_results(rows, out, swept)
@@ -248,6 +282,7 @@ def _last_line(error):
 
 # --- what came out ----------------------------------------------------------------
 
+
 def _history(run_dir):
     path = Path(run_dir) / HISTORY
     return read_json(path) if path.is_file() else {}
@@ -264,17 +299,19 @@ def gather(out, names):
         history = _history(run_dir)
         val = history.get("val_accuracy", [])
         seconds = history.get("seconds", [])
-        rows.append({
-            "run": name,
-            "parameters": {**params, **record.get("parameters", {})},
-            "status": record.get("status", "not run"),
-            "epochs_done": len(history.get("epoch", [])),
-            "final_val_accuracy": val[-1] if val else None,
-            "best_val_accuracy": max(val) if val else None,
-            "test_accuracy": metrics.get("test_accuracy"),
-            "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-            "error": record.get("error", ""),
-        })
+        rows.append(
+            {
+                "run": name,
+                "parameters": {**params, **record.get("parameters", {})},
+                "status": record.get("status", "not run"),
+                "epochs_done": len(history.get("epoch", [])),
+                "final_val_accuracy": val[-1] if val else None,
+                "best_val_accuracy": max(val) if val else None,
+                "test_accuracy": metrics.get("test_accuracy"),
+                "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+                "error": record.get("error", ""),
+            }
+        )
     return rows
 
 
@@ -287,8 +324,10 @@ def _cell(value):
 def write_results(rows, out, swept):
     """``results.csv`` and ``results.md`` in ``out``: one row per run."""
     header = ["run", *swept, *COLUMNS]
-    table = [[row["run"], *(row["parameters"].get(name) for name in swept),
-              *(row[column] for column in COLUMNS)] for row in rows]
+    table = [
+        [row["run"], *(row["parameters"].get(name) for name in swept), *(row[column] for column in COLUMNS)]
+        for row in rows
+    ]
     with open(Path(out) / "results.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -305,4 +344,3 @@ def describe(rows):
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-

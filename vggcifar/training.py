@@ -42,9 +42,7 @@ def pixels_to_float(x):
 
 def compile_like_article(model):
     """The article's compile: Adam with its default settings, categorical cross-entropy, accuracy."""
-    model.compile(optimizer=keras.optimizers.Adam(),
-                  loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -60,11 +58,19 @@ def split_validation(dataset, validation="test", seed=0):
         raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
     if validation == "test":
         return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
-    kept, held_out = stratified_split(dataset.y_train, HOLDOUT_SHARE, seed, dataset.class_names,
-                                      "for validation='holdout' (use a larger subset, or "
-                                      "validation='test')")
-    return (dataset.x_train[kept], dataset.y_train[kept],
-            dataset.x_train[held_out], dataset.y_train[held_out])
+    kept, held_out = stratified_split(
+        dataset.y_train,
+        HOLDOUT_SHARE,
+        seed,
+        dataset.class_names,
+        "for validation='holdout' (use a larger subset, or validation='test')",
+    )
+    return (
+        dataset.x_train[kept],
+        dataset.y_train[kept],
+        dataset.x_train[held_out],
+        dataset.y_train[held_out],
+    )
 
 
 def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None):
@@ -85,11 +91,12 @@ def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         pipeline = tf.data.Dataset.zip(pipeline, seeds).map(
             lambda batch, batch_seed: (augment(batch[0], batch_seed), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     pipeline = pipeline.map(
-        lambda pictures, labels: (tf.cast(pictures, tf.float32) / 255.0,
-                                  tf.one_hot(labels, num_classes)),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        lambda pictures, labels: (tf.cast(pictures, tf.float32) / 255.0, tf.one_hot(labels, num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
@@ -129,15 +136,16 @@ def run_training(*, overwrite=False, **params):
     record = run_params(recipe_name, **params)
     run = RunFolder(record["run_dir"], record, overwrite=overwrite)  # checked before the download
     seed_everything(record["seed"], record["deterministic"])
-    dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"],
-                        cache=data_cache)
+    dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"], cache=data_cache)
     print(dataset.describe())
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], record["seed"])
     recipe, batch_size, classes = recipe_of(record), record["batch_size"], dataset.num_classes
     check_batch_size(batch_size, len(x_train))
     if recipe["small_crops"] >= min(x_train.shape[1:3]):
-        raise ParameterError(f"small_crops must be smaller than the pictures "
-                             f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}")
+        raise ParameterError(
+            f"small_crops must be smaller than the pictures "
+            f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}"
+        )
     distribution = choose_strategy(record["strategy"])
     with precision_policy(choose_precision(record["precision"])), distribution.scope():
         model = build_vgg16(dataset.input_shape, classes, **model_options(recipe))
@@ -160,19 +168,29 @@ def run_training(*, overwrite=False, **params):
             continue  # that part is done (resumed after it)
         augment = make_augmenter(recipe, size)
         if augment is None:  # as in notebook 03 and the article: arrays, shuffled by Keras
-            training_data = {"x": pixels_to_float(x_train), "y": one_hot(y_train, classes),
-                             "batch_size": batch_size}
+            training_data = {
+                "x": pixels_to_float(x_train),
+                "y": one_hot(y_train, classes),
+                "batch_size": batch_size,
+            }
         else:
-            training_data = {"x": make_pipeline(x_train, y_train, classes, batch_size,
-                                                shuffle=True, seed=record["seed"],
-                                                augment=augment),
-                             "shuffle": False}  # the pipeline shuffles, every epoch anew
+            training_data = {
+                "x": make_pipeline(
+                    x_train, y_train, classes, batch_size, shuffle=True, seed=record["seed"], augment=augment
+                ),
+                "shuffle": False,
+            }  # the pipeline shuffles, every epoch anew
         if parts and size is None:  # compiled anew for whole pictures, with their fixed shape
             model.make_train_function(force=True)
-        model.fit(**training_data, epochs=last_epoch, initial_epoch=initial_epoch,
-                  validation_data=validation_data, validation_batch_size=batch_size,
-                  callbacks=[run, board, SpeedUps(speedups)],
-                  verbose=2)
+        model.fit(
+            **training_data,
+            epochs=last_epoch,
+            initial_epoch=initial_epoch,
+            validation_data=validation_data,
+            validation_batch_size=batch_size,
+            callbacks=[run, board, SpeedUps(speedups)],
+            verbose=2,
+        )
         initial_epoch = max(initial_epoch, last_epoch)
     return model, dataset, run.history
 
@@ -195,10 +213,12 @@ def training_time_note(record, gpu):
     pictures = record["subset"] * 10 if record["subset"] else 50_000
     share = record["epochs"] * pictures / 50_000
     low, high = (share * s for s in EPOCH_SECONDS["cpu"])
-    return (f"It trains {record['epochs']} epoch(s) of about {pictures:,} pictures: about "
-            f"{_duration(share * EPOCH_SECONDS['gpu'])} with a GPU (the article's Colab GPU took 34 s "
-            f"an epoch), {_duration(low)} to {_duration(high)} on a 2-core CPU. "
-            + ("This machine has a GPU." if gpu else "This machine has no GPU: expect the CPU time."))
+    return (
+        f"It trains {record['epochs']} epoch(s) of about {pictures:,} pictures: about "
+        f"{_duration(share * EPOCH_SECONDS['gpu'])} with a GPU (the article's Colab GPU took 34 s "
+        f"an epoch), {_duration(low)} to {_duration(high)} on a 2-core CPU. "
+        + ("This machine has a GPU." if gpu else "This machine has no GPU: expect the CPU time.")
+    )
 
 
 def ensure_finished_run(notebook, **params):
@@ -215,13 +235,15 @@ def ensure_finished_run(notebook, **params):
     if is_finished(run_dir):
         print(f"Using the finished run in {str(run_dir)!r} (made with {load_params(run_dir)}).")
         return False
-    print(f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
-          f"notebook runs on its own machine, so its files are not here unless run_dir is on "
-          f"Google Drive.\n{notebook} therefore trains a run now, with this notebook's "
-          f"parameters {record}. {training_time_note(record, accelerator_present())}\n"
-          f"To train once and share the run: give 03 and this notebook the same run_dir on "
-          f"Google Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the "
-          f"article's five steps on one machine. Everything below comes from this run made by "
-          f"{notebook}.")
+    print(
+        f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
+        f"notebook runs on its own machine, so its files are not here unless run_dir is on "
+        f"Google Drive.\n{notebook} therefore trains a run now, with this notebook's "
+        f"parameters {record}. {training_time_note(record, accelerator_present())}\n"
+        f"To train once and share the run: give 03 and this notebook the same run_dir on "
+        f"Google Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the "
+        f"article's five steps on one machine. Everything below comes from this run made by "
+        f"{notebook}."
+    )
     run_training(**params)  # resumes a cut-off run with the same parameters; never mixes runs
     return True
