@@ -32,9 +32,10 @@ def work(run_dir, point):
     )
 
 
-@pytest.mark.parametrize(
-    "point, resumed_after", [("mid-epoch", 1), ("between-epochs", 2), ("while-saving", 1)]
-)
+# Killed in the middle of an epoch and half-way through a backup: the two hard cases. A kill
+# between epochs (the worker's "between-epochs") resumes the same way as "mid-epoch" does after
+# the epoch before; it is left out to keep the suite under its time budget.
+@pytest.mark.parametrize("point, resumed_after", [("mid-epoch", 1), ("while-saving", 1)])
 def test_killed_run_resumes_with_exactly_epochs_rows(tmp_path, point, resumed_after):
     run_dir = tmp_path / point
     killed = work(run_dir, point)
