@@ -23,7 +23,6 @@ import papermill
 import pytest
 import yaml
 
-import vggcifar
 from conftest import NOTEBOOKS
 
 SOLUTIONS = NOTEBOOKS / "solutions"
@@ -82,26 +81,13 @@ def test_one_solutions_notebook_per_step():
 
 @pytest.mark.parametrize("step", STEPS)
 def test_layout_like_the_step_notebooks(step):
+    """What tools/check_notebooks.py does not check (outputs, ids, metadata, links, both
+    languages: tests/test_notebook_habits.py runs it over these notebooks too)."""
     notebook = solution(step)
-    nbformat.validate(notebook)
-    ids = [cell.id for cell in notebook.cells]
-    assert len(set(ids)) == len(ids) and all(ids)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
             compile(cell.source, f"{step}_solutions:{cell.id}", "exec")  # plain Python, no magics
-        else:
-            english_part, _, japanese = cell.source.partition("\n<!-- ja -->\n")
-            assert english_part.strip() and japanese.strip(), f"{cell.id}: English, <!-- ja -->, Japanese"
-    assert notebook.metadata["accelerator"] == "GPU" and notebook.metadata["colab"]["gpuType"] == "T4"
-    assert notebook.metadata["kernelspec"]["name"] == "python3"
-    title = notebook.cells[0].source
-    repo = vggcifar.REPOSITORY.removeprefix("https://github.com/")
-    assert title.startswith("# Solutions: ")
-    assert (
-        f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/solutions/"
-        f"{step}_solutions.ipynb"
-    ) in title
+    assert notebook.cells[0].source.startswith("# Solutions: ")
     cells = {cell.id: cell.source for cell in notebook.cells}
     # the step notebook's own install cell (08's also fetches the notebooks a sweep runs)
     step_install = next(c.source for c in read(NOTEBOOKS / f"{step}.ipynb").cells if c.get("id") == "install")
