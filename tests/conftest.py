@@ -1,3 +1,4 @@
+import ast
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
@@ -11,6 +12,17 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
+
+
+def parameters_of(notebook):
+    """The values of the one cell tagged ``parameters``; fails unless every line is ``name = literal``."""
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
+    values = {}
+    for statement in ast.parse(cells[0].source).body:
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
+        values[statement.targets[0].id] = ast.literal_eval(statement.value)  # literals only
+    return values
 
 
 @pytest.fixture

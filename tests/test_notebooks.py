@@ -1,6 +1,5 @@
 """The notebooks: their structure, and every one of them executed on small settings."""
 
-import ast
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import papermill
 import pytest
 
 import vggcifar
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, parameters_of
 from test_keras_alone import load_with_keras_alone
 from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, QUICK_RECIPE, TRAINING, recipe_of, run_params
 
@@ -29,16 +28,6 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
 
 def read(name):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-
-
-def parameters_of(notebook):
-    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
-    values = {}
-    for statement in ast.parse(cells[0].source).body:
-        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
-        values[statement.targets[0].id] = ast.literal_eval(statement.value)  # literals only
-    return values
 
 
 def test_the_notebooks_are_there():

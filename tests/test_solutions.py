@@ -7,7 +7,6 @@ files of its runs. 03, 04, 05 and 07 share one small article run (03 trains it, 
 reuse it, as on one machine), two notebooks run at a time, and each one's time is printed.
 """
 
-import ast
 import csv
 import json
 import os
@@ -23,7 +22,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, parameters_of
 
 SOLUTIONS = NOTEBOOKS / "solutions"
 STEPS = [
@@ -64,17 +63,6 @@ def step_exercises(step):
     return len(re.findall(r"^\d+\. ", listed, flags=re.M))
 
 
-def parameters_of(notebook):
-    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
-    values = {}
-    for statement in ast.parse(cells[0].source).body:
-        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
-        values[statement.targets[0].id] = ast.literal_eval(statement.value)  # literals only
-    assert all("# type: " in line for line in cells[0].source.splitlines()), "a typed help per line"
-    return values
-
-
 def test_one_solutions_notebook_per_step():
     assert sorted(p.name for p in SOLUTIONS.glob("*.ipynb")) == [f"{s}_solutions.ipynb" for s in STEPS]
 
@@ -98,7 +86,10 @@ def test_layout_like_the_step_notebooks(step):
 @pytest.mark.parametrize("step", STEPS)
 def test_parameters_are_literal_typed_and_shared(step):
     path = SOLUTIONS / f"{step}_solutions.ipynb"
-    values = parameters_of(read(path))
+    notebook = read(path)
+    values = parameters_of(notebook)
+    source = next(c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert all("# type: " in line for line in source.splitlines()), "a typed help per line"
     assert list(values)[: len(SHARED)] == SHARED and values["data"] == "cifar10"
     found = papermill.inspect_notebook(path)  # what `papermill --help-notebook` shows
     assert set(found) == set(values)
