@@ -15,7 +15,7 @@ from vggcifar.settings import ParameterError
 
 
 class StandIn:
-    """Papermill's execute_notebook for tests: writes the records a finished run would.
+    """:func:`vggcifar.runner.execute` for tests: writes the records a finished run would.
 
     ``fail`` and ``interrupt`` name runs (by a parameter value) that raise instead.
     """
@@ -23,9 +23,9 @@ class StandIn:
     def __init__(self, fail=(), interrupt=()):
         self.calls, self.fail, self.interrupt = [], set(fail), set(interrupt)
 
-    def __call__(self, source, target, parameters, **options):
-        self.calls.append((Path(source).stem, dict(parameters)))
-        assert Path(options["cwd"]).name == "notebooks" and Path(target).parent.name == "notebooks"
+    def __call__(self, notebook, target, parameters, indent=""):
+        self.calls.append((Path(notebook).stem, dict(parameters)))
+        assert Path(notebook).parent.name == "notebooks" and Path(target).parent.name == "notebooks"
         if parameters.get("batch_size") in self.interrupt:
             self.interrupt.clear()  # only the first time
             raise KeyboardInterrupt
@@ -235,14 +235,6 @@ def test_relative_paths_are_taken_from_where_the_command_runs(article_calls, tmp
     assert parameters["data_cache"] == str(tmp_path / "cache")
     assert parameters["run_dir"] == str(tmp_path / "run")
     assert Path(cwd).name == "notebooks"  # where a relative path would otherwise be looked for
-
-
-def test_papermills_cell_markers_are_left_out_of_the_log_and_the_cells_output_kept():
-    import logging
-
-    marker = logging.LogRecord("papermill", logging.INFO, "", 0, "Executing Cell 12----", None, None)
-    output = logging.LogRecord("papermill", logging.INFO, "", 0, "Epoch 1/3", None, None)
-    assert not cli.without_cell_markers(marker) and cli.without_cell_markers(output)
 
 
 def test_a_sweep_of_notebook_06_compares_the_named_recipes(tmp_path):

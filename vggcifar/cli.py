@@ -16,10 +16,13 @@ folder the command runs in.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import time
 from pathlib import Path
 
+from .files import read_json
+from .runner import execute
+from .runs import METRICS
 from .settings import ParameterError, check_params
 from .sweeps import describe, expand, parse_grid, parse_value, plan, read_sets, run_sweep
 
@@ -33,8 +36,6 @@ def typed(pairs):
 
 
 def run_article(args, parser):
-    import papermill
-
     run_dir = Path(args.run_dir).expanduser().resolve()
     try:  # the same check as a sweep's: names in the notebooks, values as they check them
         notebooks, [(_, parameters)] = plan([typed(args.parameter)], ARTICLE_CHAIN)
@@ -42,20 +43,34 @@ def run_article(args, parser):
     except ParameterError as error:
         parser.error(str(error))
     parameters["run_dir"] = str(run_dir)
+    shown = ", ".join(f"{name}={value!r}" for name, value in parameters.items() if name != "run_dir")
+    print(f"The article's five notebooks, {shown or 'with their defaults'}; run folder {run_dir}", flush=True)
     executed = run_dir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
-        print(f"--- [{number} of {len(notebooks)}] {notebook.name} with {parameters}", flush=True)
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed / notebook.name),
-            parameters=parameters,
-            cwd=str(notebook.parent),
-            log_output=True,
-            progress_bar=False,
-        )
-    print(f"Done. Results in {run_dir}; executed notebooks in {executed}")
+        print(f"[{number} of {len(notebooks)}] {notebook.stem}", flush=True)
+        execute(notebook, executed / notebook.name, parameters)
+    print(summary(run_dir, time.perf_counter() - started))
     return 0
+
+
+def summary(run_dir, seconds):
+    """A few lines on a finished run: its test figures, its time, where its files are."""
+    minutes, rest = divmod(round(seconds), 60)
+    lines = [f"Done in {minutes} min {rest:02d} s."]
+    if (run_dir / METRICS).is_file():
+        metrics = read_json(run_dir / METRICS)
+        lines[0] += (
+            f" Test accuracy {metrics['test_accuracy']:.1%} (loss {metrics['test_loss']:.3f}) "
+            f"after {metrics['epochs']} epoch(s), {metrics['mean_epoch_seconds']:.0f} s an epoch."
+        )
+    lines.append(f"Run folder: {run_dir}")
+    figures = [name for name in ("accuracy.png", "loss.png") if (run_dir / name).is_file()]
+    if figures:
+        lines.append(f"Figures: {', '.join(str(run_dir / name) for name in figures)}")
+    lines.append(f"Executed notebooks (every cell's output): {run_dir / 'notebooks'}")
+    return "\n".join(lines)
 
 
 def sweep(args, parser):
@@ -74,11 +89,6 @@ def sweep(args, parser):
         f"TensorBoard: tensorboard --logdir {args.out}"
     )
     return 0 if all(row["status"] == "finished" for row in rows) else 1
-
-
-def without_cell_markers(record):
-    """Papermill announces every cell ("Executing Cell 12---"); keep what the cells print."""
-    return not record.getMessage().startswith(("Executing Cell", "Ending Cell"))
 
 
 def main(argv=None):
@@ -115,9 +125,6 @@ def main(argv=None):
     grid.set_defaults(handler=sweep)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # shows the cells' output
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(without_cell_markers)
     return args.handler(args, commands.choices[args.command])
 
 

@@ -194,16 +194,14 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
 
     Checked first (:func:`plan`). A finished run is skipped; a failed one is recorded
     and the next one starts; Ctrl-C records the current run as interrupted and stops,
-    leaving the finished runs as they are. ``execute`` is papermill's
-    ``execute_notebook`` (replaceable for tests).
+    leaving the finished runs as they are. ``execute`` runs one notebook
+    (:func:`vggcifar.runner.execute`, which prints its epoch lines; replaceable for tests).
     """
     notebooks, runs = plan(sets, chain, fixed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if execute is None:
-        import papermill
-
-        execute = papermill.execute_notebook
+        from .runner import execute
     accepted = {nb: notebook_parameters(nb) for nb in notebooks}
     for number, (name, params) in enumerate(runs, 1):
         run_dir = out / name
@@ -226,15 +224,8 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
                     for k, v in {**params, "run_dir": str(run_dir.resolve())}.items()
                     if k in accepted[notebook]
                 }
-                print(f"    {notebook.name}", flush=True)
-                execute(
-                    str(notebook),
-                    str(run_dir / "notebooks" / notebook.name),
-                    parameters=given,
-                    cwd=str(notebook.parent),
-                    log_output=True,
-                    progress_bar=False,
-                )
+                print(f"    {notebook.stem}", flush=True)
+                execute(notebook, run_dir / "notebooks" / notebook.name, given, indent="      ")
         except KeyboardInterrupt:
             write_json(run_dir / SWEEP_RECORD, {"status": "interrupted", "parameters": params})
             print(

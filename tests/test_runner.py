@@ -1,0 +1,59 @@
+"""The one notebook runner: what a console shows of a notebook run, and what it keeps quiet."""
+
+import io
+import json
+
+import nbformat
+
+from vggcifar.runner import EpochEcho, execute
+
+KERAS_OUTPUT = (
+    "Run folder '/tmp/run': a new run.\n"
+    "Epoch 1/2\n"
+    "63/63 - 25s - 398ms/step - accuracy: 0.1063 - loss: 2.7236 - val_accuracy: 0.1000\n"
+    "Epoch 2/2\n"
+    "63/63 - 17s - 263ms/step - accuracy: 0.1437 - loss: 2.2142 - val_accuracy: 0.1620\n"
+    "{'data': 'sample', 'epochs': 2, 'batch_size': 64}\n"
+    "Run folder '/tmp/run': finished after 2 epochs; model.keras and metrics.json written.\n"
+)
+
+
+def test_one_line_per_epoch_and_the_run_folders_notes_whatever_the_pieces():
+    for piece in (len(KERAS_OUTPUT), 7, 1):  # papermill hands over pieces of any length
+        shown = io.StringIO()
+        echo = EpochEcho(indent="  ", out=shown)
+        for start in range(0, len(KERAS_OUTPUT), piece):
+            echo.write(KERAS_OUTPUT[start : start + piece])
+        assert shown.getvalue().splitlines() == [
+            "  Run folder '/tmp/run': a new run.",
+            "  epoch 1/2: 25s - 398ms/step - accuracy: 0.1063 - loss: 2.7236 - val_accuracy: 0.1000",
+            "  epoch 2/2: 17s - 263ms/step - accuracy: 0.1437 - loss: 2.2142 - val_accuracy: 0.1620",
+            "  Run folder '/tmp/run': finished after 2 epochs; model.keras and metrics.json written.",
+        ]
+
+
+def test_a_real_run_shows_its_epoch_lines_and_nothing_of_the_kernels_noise(tmp_path, capfd):
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("epochs = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import sys\n"
+            "print('Epoch 1/2')\n"
+            "print('4/4 - 1s - loss: 0.5')\n"
+            "print('a line nobody needs on a console')\n"
+            "print('a warning', file=sys.stderr)\n"
+            "False"  # a bare value, shown as the cell's result in Jupyter
+        ),
+    ]
+    source = tmp_path / "notebooks" / "demo.ipynb"
+    source.parent.mkdir()
+    nbformat.write(notebook, source)
+    execute(source, tmp_path / "out.ipynb", {"epochs": 2})
+    out, err = capfd.readouterr()
+    assert out.splitlines() == ["    epoch 1/2: 1s - loss: 0.5"]
+    assert err == ""  # no kernel start-up or shut-down messages
+    kept = json.loads((tmp_path / "out.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in kept["cells"] for o in c.get("outputs", []))
+    assert "a line nobody needs on a console" in printed and "a warning" in printed
