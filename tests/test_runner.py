@@ -57,3 +57,37 @@ def test_a_real_run_shows_its_epoch_lines_and_nothing_of_the_kernels_noise(tmp_p
     kept = json.loads((tmp_path / "out.ipynb").read_text())
     printed = "".join("".join(o.get("text", "")) for c in kept["cells"] for o in c.get("outputs", []))
     assert "a line nobody needs on a console" in printed and "a warning" in printed
+
+
+def test_a_notebooks_first_import_of_vggcifar_keeps_tensorflows_start_up_lines_out(tmp_path):
+    """In a kernel already running, TF_CPP_MIN_LOG_LEVEL comes too late: the import must hide them."""
+    import os
+    import subprocess
+    import sys
+
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import vggcifar\nimport keras\nimport sys\n"
+            "from vggcifar.environment import environment_report\n"
+            "environment_report()\n"  # asks for a GPU: where TensorFlow says "failed call to cuInit"
+            "print('after', file=sys.stderr)"
+        )
+    ]
+    nbformat.write(notebook, tmp_path / "setup.ipynb")
+    hidden = (
+        "TF_CPP_MIN_LOG_LEVEL",
+        "KERAS_BACKEND",
+        "PYTEST_CURRENT_TEST",
+    )  # ipykernel captures no fd under pytest
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    code = "import papermill, sys; papermill.execute_notebook(sys.argv[1], sys.argv[2], progress_bar=False)"
+    run = [sys.executable, "-c", code, str(tmp_path / "setup.ipynb"), str(tmp_path / "out.ipynb")]
+    subprocess.run(run, env=env, check=True, capture_output=True, timeout=300)
+    kept = json.loads((tmp_path / "out.ipynb").read_text())
+    errors = "".join(
+        "".join(o.get("text", "")) for o in kept["cells"][0]["outputs"] if o.get("name") == "stderr"
+    )
+    assert errors == "after\n"  # the cell's own message still shows; TensorFlow's C++ lines do not

@@ -8,16 +8,53 @@ callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strateg
 :mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
 safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
 the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and :mod:`~vggcifar.sweeps` with the
-command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``).
+command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``), which runs
+notebooks through :mod:`~vggcifar.runner`.
 """
 
+import importlib.util
 import os
+import sys
 
 # Hide TensorFlow's C++ start-up messages (INFO and WARNING) unless the user chose a
 # level: students took them for errors. Python warnings and exceptions still show.
+# TensorFlow reads this when its process starts: it reaches the notebooks' kernels that
+# the command line starts, not a process that is already running (see below).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
 #: Where the project lives; the notebooks' "Open in Colab" links point here.
 REPOSITORY = "https://github.com/vggcifar/vggcifar"
+
+
+def _import_tensorflow_quietly():
+    """In a notebook's kernel, import TensorFlow with its C++ start-up lines sent nowhere.
+
+    A kernel that is already running ignores ``TF_CPP_MIN_LOG_LEVEL`` set now, so the
+    notebooks' first ``import vggcifar`` imports TensorFlow itself, with the process's
+    standard error pointed at the null device for that moment ("Could not find cuda
+    drivers", "failed call to cuInit" and the like are notes, not errors). Only in a
+    Jupyter kernel, only where Keras runs on TensorFlow and TensorFlow is not imported
+    yet; scripts and the command line import nothing here.
+    """
+    if "ipykernel" not in sys.modules or "tensorflow" in sys.modules:
+        return
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, 2)
+    try:
+        import tensorflow
+
+        tensorflow.config.list_physical_devices("GPU")  # where "failed call to cuInit" is said
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(nowhere)
+
+
+_import_tensorflow_quietly()

@@ -175,9 +175,12 @@ def _tpu_present():
 
 
 def mount_drive_if_needed(run_dir):
-    """On Colab, mount Google Drive when ``run_dir`` lies on it, so runs survive a disconnect."""
+    """On Colab, mount Google Drive when ``run_dir`` lies on it, so runs survive a disconnect.
+
+    Returns nothing, so that a notebook cell ending with it shows no value.
+    """
     if not str(run_dir).startswith(DRIVE_ROOT):
-        return False
+        return
     try:
         from google.colab import drive  # only exists on Colab
     except ImportError:
@@ -187,4 +190,3 @@ def mount_drive_if_needed(run_dir):
         ) from None
     if not Path(DRIVE_ROOT, "MyDrive").exists():
         drive.mount(DRIVE_ROOT)
-    return True
