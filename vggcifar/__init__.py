@@ -8,7 +8,8 @@ callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strateg
 :mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
 safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
 the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and :mod:`~vggcifar.sweeps` with the
-command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``).
+command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``), which finds
+the notebooks it runs with :mod:`~vggcifar.locate` (shipped in the package, or a clone's).
 """
 
 import os
