@@ -158,3 +158,56 @@ def test_a_package_without_notebooks_says_how_to_reinstall_in_one_line(installed
 def test_in_a_clone_the_notebooks_are_the_repositorys():
     """An editable install and a clone find the repository's notebooks/ (not a copy)."""
     assert notebooks_folder() == REPO / "notebooks"
+
+
+def test_one_version_everywhere(wheel):
+    """pyproject.toml's version (resolved), the wheel's and CITATION.cff's are vggcifar.__version__."""
+    import yaml
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    import vggcifar
+
+    resolved = read_configuration(REPO / "pyproject.toml")["project"]["version"]
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert resolved == citation["version"] == vggcifar.__version__
+    assert f"vggcifar-{vggcifar.__version__}-" in wheel.name
+    assert f"## [{vggcifar.__version__}]" in (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_the_citation_names_the_project_its_home_and_cifar10():
+    import yaml
+
+    import vggcifar
+
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    assert citation["repository-code"] == vggcifar.REPOSITORY
+    assert citation["authors"] == [{"name": "The vggcifar contributors"}]
+    [cifar] = citation["references"]
+    assert cifar["title"] == "Learning Multiple Layers of Features from Tiny Images" and cifar["year"] == 2009
+    assert cifar["authors"][0]["family-names"] == "Krizhevsky"
+
+
+def test_the_classifiers_name_the_supported_pythons_and_environment_yml_caps_the_same():
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    project = read_configuration(REPO / "pyproject.toml")["project"]
+    versions = [
+        c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if c.startswith("Programming Language")
+    ]
+    assert versions == ["3", "3.10", "3.11", "3.12", "3.13"]
+    assert project["requires-python"] == ">=3.10"
+    assert "python>=3.10,<3.14" in (REPO / "environment.yml").read_text(encoding="utf-8")
+
+
+def test_environment_yml_opens_the_notebooks_and_the_readme_shows_how():
+    import yaml
+
+    environment = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+    conda = [d.split(">")[0].split("=")[0] for d in environment["dependencies"] if isinstance(d, str)]
+    assert {"jupyterlab", "ipykernel", "pip"} <= set(conda)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    install = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert readme.index("## Install") < readme.index("## The notebooks")
+    assert "conda env create -f environment.yml && conda activate vggcifar" in install
+    assert "3.10 to 3.13" in install
