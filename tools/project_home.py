@@ -2,7 +2,8 @@
 """The project's home, one address: ``vggcifar.REPOSITORY``; every link and install follows it.
 
 The notebooks' "Run in Google Colab" and "View source on GitHub" links, their install
-cell (``PROJECT_HOME = ...``), the README's Colab links and ``pyproject.toml``'s Homepage
+cell (``PROJECT_HOME = ...``), the README's Colab links, ``pyproject.toml``'s Homepage and
+``CITATION.cff``'s repository-code
 all carry the address of the GitHub repository. They are written from the one setting,
 ``REPOSITORY`` in ``vggcifar/__init__.py``:
 
@@ -95,6 +96,8 @@ def problems(home=None):
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     if f'Homepage = "{home}"' not in pyproject:
         found.append(f"pyproject.toml: Homepage is not {home}")
+    if f'repository-code: "{home}"' not in (REPO / "CITATION.cff").read_text(encoding="utf-8"):
+        found.append(f"CITATION.cff: repository-code is not {home}")
     return found
 
 
@@ -120,6 +123,16 @@ def set_home(home):
     pyproject.write_text(
         re.sub(
             r'^Homepage = ".*"$', f'Homepage = "{home}"', pyproject.read_text(encoding="utf-8"), flags=re.M
+        ),
+        encoding="utf-8",
+    )
+    citation = REPO / "CITATION.cff"
+    citation.write_text(
+        re.sub(
+            r'^repository-code: ".*"$',
+            f'repository-code: "{home}"',
+            citation.read_text(encoding="utf-8"),
+            flags=re.M,
         ),
         encoding="utf-8",
     )

@@ -9,7 +9,8 @@ callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strateg
 safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
 the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and :mod:`~vggcifar.sweeps` with the
 command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``), which runs
-notebooks through :mod:`~vggcifar.runner`.
+notebooks through :mod:`~vggcifar.runner` and finds them with :mod:`~vggcifar.locate`
+(shipped in the package, or a clone's).
 """
 
 import importlib.util

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -91,6 +92,19 @@ def _me():
 
 
 def _alive(pid):
+    """Whether process ``pid`` on this machine still runs; asking never disturbs it.
+
+    A lock with no usable process id (not a whole number above 0) has no live holder:
+    on POSIX, ``os.kill`` would read ``0`` and ``-1`` as "every process of the group
+    or user", which always answers yes.
+    """
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    return _alive_on_windows(pid) if sys.platform == "win32" else _alive_on_posix(pid)
+
+
+def _alive_on_posix(pid):
+    """POSIX (Linux, macOS): signal 0 checks that the process exists and sends nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,6 +112,43 @@ def _alive(pid):
     except PermissionError:  # it exists, under another user
         return True
     return True
+
+
+#: Windows: the access right that reads a process's exit code, ...
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+#: ... the exit code of a process that has not ended, ...
+_STILL_ACTIVE = 259
+#: ... and OpenProcess's error for a process that exists but belongs to another user.
+_ERROR_ACCESS_DENIED = 5
+
+
+def _alive_on_windows(pid):
+    """Windows: open the process and read its exit code; never ``os.kill``.
+
+    On Windows, ``os.kill(pid, 0)`` sends CTRL_C_EVENT (signal 0) to the process: it
+    would interrupt the lock's holder instead of asking about it. A process that ended
+    with exit code 259 reads as alive (Windows cannot tell it apart); its lock then
+    stays until someone removes it, which is the safe side.
+    """
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.GetExitCodeProcess.restype = wintypes.BOOL
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:  # no such process, or one we may not open (it exists: alive)
+        return ctypes.get_last_error() == _ERROR_ACCESS_DENIED
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: keep the lock rather than take a live one over
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _why_stale(holder, now):

@@ -34,13 +34,12 @@ import traceback
 from pathlib import Path
 
 from .files import read_json, write_json
+from .locate import NotebooksMissing, notebooks_folder
 from .runs import HISTORY, METRICS, PARAMS, SWEEP_RECORD, is_finished
 from .settings import ParameterError, check_params, data_source_kind, known_parameter
 
 #: The notebooks a sweep runs when none are named: train, then draw the curves.
 DEFAULT_CHAIN = ("03_training", "04_plots")
-#: Where the notebooks are: the ``notebooks/`` folder beside the package, in a clone.
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: The columns of the results table, after the swept parameters.
 COLUMNS = (
     "status",
@@ -114,9 +113,13 @@ def find_notebook(name):
     path = Path(name)
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()
-    found = sorted(NOTEBOOKS.glob(f"{name}*.ipynb"))
+    try:  # shipped in the package, or a clone's notebooks/ (vggcifar.locate)
+        folder = notebooks_folder()
+    except NotebooksMissing as error:
+        raise ParameterError(str(error)) from None
+    found = sorted(folder.glob(f"{name}*.ipynb"))
     if len(found) != 1:
-        available = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) or [f"none in {NOTEBOOKS}"]
+        available = sorted(p.stem for p in folder.glob("*.ipynb"))
         raise ParameterError(f"notebook {name!r} not found; available: {available}")
     return found[0]
 
