@@ -205,8 +205,22 @@ def test_run_is_the_five_notebooks_with_the_same_parameters(article_calls, tmp_p
         ["run", "-p", "data", "synthetic", "-p", "deterministic", "True", "--run-dir", str(tmp_path / "run")]
     )
     assert [name[:2] for name, _, _ in article_calls] == ["01", "02", "03", "04", "05"]
-    assert all(parameters == article_calls[0][1] for _, parameters, _ in article_calls)
-    assert article_calls[0][1]["deterministic"] is True  # typed, not the text 'True'
+    given = {name[:2]: parameters for name, parameters, _ in article_calls}
+    for name, parameters in given.items():  # each the ones it has, with the same values
+        assert parameters.items() <= given["03"].items() and parameters["run_dir"] == str(tmp_path / "run")
+        assert set(parameters) == sweeps.notebook_parameters(sweeps.find_notebook(name)) & set(given["03"])
+    assert given["03"]["deterministic"] is True  # typed, not the text 'True'
+    assert given["01"]["data"] == "synthetic"
+
+
+def test_run_with_a_recipe_trains_in_06_and_keeps_the_other_steps(article_calls, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.main(["run", "--recipe", "quick", "-p", "data", "synthetic", "-p", "epochs", "2"])
+    assert [name[:2] for name, _, _ in article_calls] == ["01", "02", "06", "04", "05"]
+    given = {name[:2]: parameters for name, parameters, _ in article_calls}
+    assert given["06"]["recipe"] == "quick" and given["06"]["article_run_dir"] == ""  # no second training
+    assert all(p["run_dir"] == str(tmp_path / "runs" / "quick") for p in given.values())
+    assert all(p["epochs"] == 2 for name, p in given.items() if name != "02")
 
 
 @pytest.mark.parametrize(

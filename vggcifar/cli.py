@@ -1,12 +1,15 @@
 """The command line: ``python -m vggcifar`` (or ``vggcifar``) with two commands.
 
     python -m vggcifar run                                   # 01-05 with the article's settings
-    python -m vggcifar run -p subset 500 -p epochs 2 --run-dir runs/quick
+    python -m vggcifar run -p subset 500 -p epochs 2 --run-dir runs/small
+    python -m vggcifar run --recipe quick -p data sample -p epochs 5 -p batch_size 128
     python -m vggcifar sweep --param batch_size=32,64,128 -p epochs 3 --out runs/batch-sizes
     python -m vggcifar sweep --sets sets.yaml --notebooks 06 --out runs/recipes
 
 ``run`` executes the five notebooks of the article in order with papermill, every one
-with the same parameters; the executed copies land in ``<run_dir>/notebooks/``.
+with the same parameters (those it has); the executed copies land in
+``<run_dir>/notebooks/``. ``--recipe quick`` (or ``improved``) trains step 3 with that
+recipe of notebook 06 instead of the article's Adam, in 06.
 ``sweep`` runs notebooks once per parameter set (see :mod:`vggcifar.sweeps`).
 Values are typed as a parameters cell types them (``5``, ``0.1``, ``True``, ``None``,
 text). Names and values are checked before anything runs; paths are taken from the
@@ -23,11 +26,14 @@ from pathlib import Path
 from .files import read_json
 from .runner import execute
 from .runs import METRICS
-from .settings import ParameterError, check_params
-from .sweeps import describe, expand, parse_grid, parse_value, plan, read_sets, run_sweep
+from .settings import RECIPES, ParameterError, check_params
+from .sweeps import describe, expand, notebook_parameters, parse_grid, parse_value, plan, read_sets, run_sweep
 
 #: The article's five steps, in order.
 ARTICLE_CHAIN = ("01_data", "02_model", "03_training", "04_plots", "05_saving")
+#: The same steps with another recipe than the article's: 06 trains instead of 03, which
+#: shows the article's own compile and fit.
+RECIPE_CHAIN = ("01_data", "02_model", "06_improvements", "04_plots", "05_saving")
 
 
 def typed(pairs):
@@ -36,21 +42,29 @@ def typed(pairs):
 
 
 def run_article(args, parser):
-    run_dir = Path(args.run_dir).expanduser().resolve()
+    recipe = args.recipe
+    run_dir = Path(args.run_dir or f"runs/{recipe}").expanduser().resolve()
+    given = typed(args.parameter)
+    if recipe != "article":  # 06 trains with the recipe; the comparison with 03's run is left out
+        given = {"recipe": recipe, "article_run_dir": "", **given}
     try:  # the same check as a sweep's: names in the notebooks, values as they check them
-        notebooks, [(_, parameters)] = plan([typed(args.parameter)], ARTICLE_CHAIN)
+        notebooks, [(_, parameters)] = plan([given], ARTICLE_CHAIN if recipe == "article" else RECIPE_CHAIN)
         check_params(run_dir=str(run_dir))
     except ParameterError as error:
         parser.error(str(error))
     parameters["run_dir"] = str(run_dir)
-    shown = ", ".join(f"{name}={value!r}" for name, value in parameters.items() if name != "run_dir")
-    print(f"The article's five notebooks, {shown or 'with their defaults'}; run folder {run_dir}", flush=True)
+    shown = ", ".join(f"{name}={value!r}" for name, value in given.items() if name != "article_run_dir")
+    steps = "The article's five steps" + (
+        f", step 3 by 06 with the {recipe} recipe" if recipe != "article" else ""
+    )
+    print(f"{steps}; {shown or 'its own settings'}; run folder {run_dir}", flush=True)
     executed = run_dir / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
         print(f"[{number} of {len(notebooks)}] {notebook.stem}", flush=True)
-        execute(notebook, executed / notebook.name, parameters)
+        accepted = notebook_parameters(notebook)  # each notebook gets the parameters it has
+        execute(notebook, executed / notebook.name, {k: v for k, v in parameters.items() if k in accepted})
     print(summary(run_dir, time.perf_counter() - started))
     return 0
 
@@ -99,9 +113,15 @@ def main(argv=None):
     run = commands.add_parser("run", help="the five notebooks of the article, in order")
     run.add_argument("-p", "--parameter", help="a notebook parameter, e.g. -p epochs 5", **pair)
     run.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default="article",
+        help="the training recipe: article (03, as the post trains), or improved / quick "
+        "(06 trains in 03's place; quick learns in minutes on a CPU)",
+    )
+    run.add_argument(
         "--run-dir",
-        default="runs/article",
-        help="run folder, relative to the current folder (default: runs/article)",
+        help="run folder, relative to the current folder (default: runs/<recipe>, e.g. runs/article)",
     )
     run.set_defaults(handler=run_article)
 
