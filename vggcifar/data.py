@@ -5,7 +5,8 @@
 * ``"cifar10"`` (the default, as in the article): the real CIFAR-10, downloaded once
   (about 170 MB, checked against its published SHA-256) and cached by Keras, read by
   :mod:`vggcifar.cifar` without running pickle code; a path to
-  ``cifar-10-python.tar.gz`` or to the ``cifar-10-batches-py/`` folder reads a copy.
+  ``cifar-10-python.tar.gz``, to the ``cifar-10-batches-py/`` folder it unpacks to, or to
+  the folder holding that one (where ``tar xzf`` leaves it) reads a copy.
 * a path to a folder, or a ``.tar.gz`` of one, laid out as
   ``<split>/<class>/<image>`` (PNG or JPEG), read by :mod:`vggcifar.folders`.
   The class names are the folder names in sorted order. When there is only a
@@ -109,9 +110,10 @@ def one_hot(labels, num_classes):
 def load_cifar10(path=None, cache=None):
     """The official CIFAR-10: downloaded (checked against its SHA-256), or from ``path``.
 
-    ``path`` names ``cifar-10-python.tar.gz`` or the ``cifar-10-batches-py/`` folder it
-    unpacks to. Either way the batches are read by :mod:`vggcifar.cifar`, which runs no
-    pickle code. A failed download gets a message that names the offline sources.
+    ``path`` names ``cifar-10-python.tar.gz``, the ``cifar-10-batches-py/`` folder it
+    unpacks to, or the folder holding that one. Either way the batches are read by
+    :mod:`vggcifar.cifar`, which runs no pickle code. A failed download gets a message
+    that names the offline sources.
     """
     if path is None:
         try:
@@ -128,7 +130,12 @@ def load_cifar10(path=None, cache=None):
             ) from error
     x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
     return Dataset(
-        x_train, y_train, x_test, y_test, CIFAR10_CLASSES, f"CIFAR-10 (official, from {Path(path).name})"
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        CIFAR10_CLASSES,
+        f"CIFAR-10 (official, from {Path(cifar.batches_folder(path) or path).name})",
     )
 
 
