@@ -119,6 +119,7 @@ def test_download_failure_names_the_offline_options(monkeypatch):
     message = str(raised.value)
     assert "could not download CIFAR-10" in message and "Temporary failure" in message
     assert "data='synthetic'" in message and "cifar-10-python.tar.gz" in message
+    assert "data='sample' (5,000 real CIFAR-10 pictures" in message
 
 
 def test_the_download_is_checked_against_the_published_checksum(monkeypatch, official):

@@ -13,7 +13,7 @@ from conftest import REPO
 from vggcifar import data
 from vggcifar.data import DataError, load_data
 from vggcifar.folders import read_picture_folder
-from vggcifar.settings import check_params
+from vggcifar.settings import ParameterError, check_params
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,8 @@ def test_subset(sample):
 def test_it_is_a_named_source():
     assert check_params(data="sample") == {"data": "sample"}
     assert data.source_shape("sample") == ((32, 32, 3), data.CIFAR10_CLASSES)
+    with pytest.raises(ParameterError, match=r"unknown source 'samples'.*'sample' \(5,000 real CIFAR-10"):
+        load_data("samples")
 
 
 def test_the_shipped_file_has_the_recorded_checksum():
