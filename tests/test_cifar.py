@@ -119,6 +119,7 @@ def test_download_failure_names_the_offline_options(monkeypatch):
     message = str(raised.value)
     assert "could not download CIFAR-10" in message and "Temporary failure" in message
     assert "data='synthetic'" in message and "cifar-10-python.tar.gz" in message
+    assert "data='sample' (5,000 real CIFAR-10 pictures" in message
 
 
 def test_the_download_is_checked_against_the_published_checksum(monkeypatch, official):
@@ -160,3 +161,25 @@ def test_keras_keeps_a_whole_archive_and_replaces_a_damaged_one(tmp_path, offici
     kept.write_bytes(b"half an archive")
     with pytest.raises(DataError, match="could not download CIFAR-10"):  # would download anew
         load_data("cifar10", cache=cache)
+
+
+def test_the_folder_that_holds_the_unpacked_batches_is_read_too(tmp_path):
+    """``tar xzf cifar-10-python.tar.gz`` leaves cifar-10-batches-py/ inside the folder it ran
+    in; that folder, given as data, reads the same CIFAR-10 as the batches' own folder."""
+    folder = write_batches(tmp_path / "downloads" / cifar.FOLDER)
+    (tmp_path / "downloads" / "notes.txt").write_text("not a picture")  # other files beside it are fine
+    from_parent, from_folder = load_data(str(tmp_path / "downloads")), load_data(str(folder))
+    np.testing.assert_array_equal(from_parent.x_train, from_folder.x_train)
+    np.testing.assert_array_equal(from_parent.y_test, from_folder.y_test)
+    assert from_parent.x_train.shape == (15, 32, 32, 3) and from_parent.class_names == data.CIFAR10_CLASSES
+    assert from_parent.source == f"CIFAR-10 (official, from {cifar.FOLDER})"
+    assert data.source_shape(str(tmp_path / "downloads")) == ((32, 32, 3), data.CIFAR10_CLASSES)
+
+
+def test_a_batch_missing_beside_the_unpacked_folder_is_named_with_its_path(tmp_path):
+    folder = write_batches(tmp_path / "downloads" / cifar.FOLDER)
+    (folder / cifar.TEST_BATCH).unlink()  # an unpacking cut short: the folder is still recognised
+    with pytest.raises(DataError, match=r"cifar-10-batches-py/test_batch' is missing"):
+        load_data(str(tmp_path / "downloads"))
+    with pytest.raises(DataError, match=r"cifar-10-batches-py/test_batch' is missing"):
+        load_data(str(folder))

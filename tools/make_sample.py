@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vggcifar.data import SAMPLE_RESOURCE, SAMPLE_SHA256
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
 SOURCE_SHA256 = "14c431c02e5d0a78e9c79e7de2ca518885e29b45af37ff4546ac46bbe0c744b0"
-TARGET = ROOT / "vggcifar" / "resources" / "cifar10-sample.tar.gz"
+TARGET = ROOT / "vggcifar" / SAMPLE_RESOURCE
 TRAIN_PER_CLASS, TEST_PER_CLASS, SEED = 400, 100, 0
 MAX_BYTES = 3_000_000
 
@@ -77,19 +79,30 @@ def build(by_class):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default=str(SOURCE), help="the shared cifar10-jpeg-train.tar.gz")
-    parser.add_argument("--check", action="store_true", help="fail unless the shipped sample is rebuilt exactly")
+    parser.add_argument(
+        "--check", action="store_true", help="fail unless the shipped sample is rebuilt exactly"
+    )
     args = parser.parse_args(argv)
     sample = build(read_source(args.source))
     if len(sample) > MAX_BYTES:
         sys.exit(f"the sample is {len(sample):,} bytes, over the {MAX_BYTES:,} allowed")
+    recorded = "the one recorded in vggcifar.data.SAMPLE_SHA256"
     if args.check:
         shipped = TARGET.read_bytes()
         if shipped != sample:
             sys.exit(f"{TARGET} differs from a rebuild: run python tools/make_sample.py")
-        print(f"{TARGET.name}: rebuilt byte for byte ({len(sample):,} bytes, sha256 {sha256(sample)})")
+        if sha256(sample) != SAMPLE_SHA256:
+            sys.exit(f"the rebuild's sha256 {sha256(sample)} is not {recorded} ({SAMPLE_SHA256})")
+        print(f"{TARGET.name}: rebuilt byte for byte ({len(sample):,} bytes), sha256 {sha256(sample)}")
+        print(f"which is {recorded}")
         return 0
     TARGET.write_bytes(sample)
     print(f"wrote {TARGET} ({len(sample):,} bytes), sha256 {sha256(sample)}")
+    if sha256(sample) != SAMPLE_SHA256:
+        print(
+            f"that is not {recorded} ({SAMPLE_SHA256}): set it there, or load_data('sample') refuses the file"
+        )
+        return 1
     return 0
 
 

@@ -11,7 +11,8 @@ files need (a NumPy array and its dtype) and refuses anything else without runni
 
 :func:`download` fetches the archive through ``keras.utils.get_file`` (kept in
 ``~/.keras/datasets``, never unpacked) and checks it against the published SHA-256;
-:func:`read_cifar10` reads the archive, or a folder it was unpacked into.
+:func:`read_cifar10` reads the archive, the ``cifar-10-batches-py/`` folder it unpacks to,
+or the folder that holds that one.
 """
 
 from __future__ import annotations
@@ -91,11 +92,13 @@ def read_cifar10(path):
     """``(x_train, y_train, x_test, y_test)`` from ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``.
 
     The archive must be the published one (its SHA-256 is checked first); a folder is
-    read as it is. Either way no pickle code runs.
+    read as it is, and may also be the one that holds ``cifar-10-batches-py/`` (see
+    :func:`batches_folder`). Either way no pickle code runs.
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        batches = {name: _read_file(path / name) for name in (*TRAIN_BATCHES, TEST_BATCH)}
+        folder = batches_folder(path) or path  # a missing batch is then named with its full path
+        batches = {name: _read_file(folder / name) for name in (*TRAIN_BATCHES, TEST_BATCH)}
     else:
         found = sha256_of(path)
         if found != SHA256:
@@ -173,7 +176,22 @@ def download(cache=None):
     )
 
 
+def batches_folder(path):
+    """The folder of the six batches that ``path`` names, or None when it names none.
+
+    That is ``path`` itself when it holds ``test_batch``, or its ``cifar-10-batches-py/``
+    when it holds one: ``tar xzf cifar-10-python.tar.gz`` leaves that folder inside the
+    folder it ran in, and users give the folder they unpacked into as often as the
+    folder it made.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir() and (path.name == FOLDER or (path / TEST_BATCH).is_file()):
+        return path  # (read_cifar10 names a batch missing from a folder named cifar-10-batches-py)
+    if (path / FOLDER).is_dir():
+        return path / FOLDER
+    return None
+
+
 def is_official_source(path):
-    """True when ``path`` names the published archive or the folder it unpacks to."""
-    path = Path(path)
-    return path.name == ARCHIVE or (path.is_dir() and (path / TEST_BATCH).is_file())
+    """True when ``path`` names the published archive or a folder :func:`batches_folder` finds."""
+    return Path(path).name == ARCHIVE or batches_folder(path) is not None

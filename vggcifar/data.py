@@ -1,11 +1,17 @@
-"""Step 1 — the data: CIFAR-10 and two offline stand-ins for it.
+"""Step 1 — the data: CIFAR-10, a sample of it that ships in the package, and offline stand-ins.
 
 ``load_data(data)`` is the one entry point. ``data`` names the source:
 
 * ``"cifar10"`` (the default, as in the article): the real CIFAR-10, downloaded once
   (about 170 MB, checked against its published SHA-256) and cached by Keras, read by
   :mod:`vggcifar.cifar` without running pickle code; a path to
-  ``cifar-10-python.tar.gz`` or to the ``cifar-10-batches-py/`` folder reads a copy.
+  ``cifar-10-python.tar.gz``, to the ``cifar-10-batches-py/`` folder it unpacks to, or to
+  the folder holding that one (where ``tar xzf`` leaves it) reads a copy.
+* ``"sample"``: 5,000 real CIFAR-10 pictures inside the package (400 training and 100
+  test pictures per class, JPEG), so real pictures load offline wherever the package is
+  installed, in well under a second. Both of its splits are drawn from CIFAR-10's
+  *training* pictures, disjoint from each other: its test pictures are not CIFAR-10's
+  test set. Built by ``tools/make_sample.py``; checked against :data:`SAMPLE_SHA256`.
 * a path to a folder, or a ``.tar.gz`` of one, laid out as
   ``<split>/<class>/<image>`` (PNG or JPEG), read by :mod:`vggcifar.folders`.
   The class names are the folder names in sorted order. When there is only a
@@ -21,6 +27,9 @@ into float32 pixels and one-hot vectors is part of the lesson in the notebooks.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +41,16 @@ from .settings import check_subset, data_source_kind
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
 HOLDOUT_FRACTION = 0.2
+#: The CIFAR-10 sample inside the package (``data="sample"``), built by tools/make_sample.py.
+SAMPLE_RESOURCE = "resources/cifar10-sample.tar.gz"
+#: Its SHA-256, checked at every load; tools/make_sample.py compares its rebuild with it.
+SAMPLE_SHA256 = "9c44de3196aa016038c88b76df5fc5d80adefc8b67ac004ddff6164d7625adeb"
+CIFAR10_CREDIT = (
+    "CIFAR-10: Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009, "
+    "https://www.cs.toronto.edu/~kriz/cifar.html"
+)
 
-__all__ = ["DataError", "Dataset", "load_data", "one_hot", "CIFAR10_CLASSES"]
+__all__ = ["DataError", "Dataset", "load_data", "one_hot", "CIFAR10_CLASSES", "SAMPLE_SHA256"]
 
 
 @dataclasses.dataclass
@@ -83,6 +100,8 @@ def load_data(data="cifar10", subset=None, seed=0, cache=None):
     kind = data_source_kind(data)
     if kind == "cifar10":
         dataset = load_cifar10(cache=cache)
+    elif kind == "sample":
+        dataset = load_sample()
     elif kind == "synthetic":
         dataset = make_synthetic(per_class=subset or 5000, seed=seed)
         return dataset  # generated at the requested size already
@@ -109,9 +128,10 @@ def one_hot(labels, num_classes):
 def load_cifar10(path=None, cache=None):
     """The official CIFAR-10: downloaded (checked against its SHA-256), or from ``path``.
 
-    ``path`` names ``cifar-10-python.tar.gz`` or the ``cifar-10-batches-py/`` folder it
-    unpacks to. Either way the batches are read by :mod:`vggcifar.cifar`, which runs no
-    pickle code. A failed download gets a message that names the offline sources.
+    ``path`` names ``cifar-10-python.tar.gz``, the ``cifar-10-batches-py/`` folder it
+    unpacks to, or the folder holding that one. Either way the batches are read by
+    :mod:`vggcifar.cifar`, which runs no pickle code. A failed download gets a message
+    that names the offline sources.
     """
     if path is None:
         try:
@@ -121,6 +141,7 @@ def load_cifar10(path=None, cache=None):
                 "data='cifar10': could not download CIFAR-10 "
                 f"({type(error).__name__}: {error}). This needs internet access to "
                 "www.cs.toronto.edu. Without it, use one of the offline sources: "
+                "data='sample' (5,000 real CIFAR-10 pictures inside the package), "
                 "data='synthetic' (generated pictures, for trying the code), "
                 f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
                 "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
@@ -128,8 +149,103 @@ def load_cifar10(path=None, cache=None):
             ) from error
     x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
     return Dataset(
-        x_train, y_train, x_test, y_test, CIFAR10_CLASSES, f"CIFAR-10 (official, from {Path(path).name})"
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        CIFAR10_CLASSES,
+        f"CIFAR-10 (official, from {Path(cifar.batches_folder(path) or path).name})",
     )
+
+
+# --- the sample inside the package -------------------------------------------------
+
+#: The sample's decoded arrays, kept for the rest of the process (a later load copies them).
+_SAMPLE_ARRAYS = {}
+
+
+def sample_file():
+    """The sample archive inside the installed package (a path-like ``importlib.resources`` object).
+
+    Found as package data, so it is there wherever the package is installed, not only in a clone.
+    """
+    return resources.files("vggcifar").joinpath(SAMPLE_RESOURCE)
+
+
+def load_sample():
+    """The CIFAR-10 sample inside the package: 4,000 training and 1,000 test pictures.
+
+    The archive is checked against :data:`SAMPLE_SHA256` at every load, so a damaged or
+    altered copy is refused by name. The first load in a process decodes the 5,000 JPEG
+    pictures; later ones return copies of the kept arrays, so changing one dataset never
+    changes another.
+    """
+    location = sample_file()
+    try:
+        raw = location.read_bytes()
+    except OSError as error:
+        raise DataError(
+            f"data='sample': the CIFAR-10 sample is missing from the installed package "
+            f"({location}: {error.strerror or error}); reinstall vggcifar"
+        ) from error
+    found = hashlib.sha256(raw).hexdigest()
+    if found != SAMPLE_SHA256:
+        raise DataError(
+            f"data='sample': the CIFAR-10 sample {str(location)!r} is damaged or altered (its "
+            f"SHA-256 is {found}, expected {SAMPLE_SHA256}); reinstall vggcifar, or in a clone "
+            "run `git checkout vggcifar/resources` or `python tools/make_sample.py`"
+        )
+    if not _SAMPLE_ARRAYS:
+        _SAMPLE_ARRAYS.update(_decode_sample(raw))
+    arrays = {name: array.copy() for name, array in _SAMPLE_ARRAYS.items()}
+    per_class = len(arrays["y_train"]) // len(CIFAR10_CLASSES), len(arrays["y_test"]) // len(CIFAR10_CLASSES)
+    return Dataset(
+        **arrays,
+        class_names=CIFAR10_CLASSES,
+        source=(
+            f"CIFAR-10 sample (in the package, offline): {per_class[0]} training + {per_class[1]} "
+            "test pictures per class, all drawn from CIFAR-10's TRAINING pictures"
+        ),
+        notes=[
+            "the sample's test pictures are CIFAR-10 training pictures (none of them is in "
+            "the sample's training split), not CIFAR-10's test set: its test accuracy is "
+            "not comparable with accuracies reported on CIFAR-10's test set",
+            "the pictures are JPEG copies, so their pixels differ slightly from the official ones. "
+            + CIFAR10_CREDIT,
+        ],
+    )
+
+
+def _decode_sample(raw):
+    """``{x_train, y_train, x_test, y_test}`` from the sample archive's bytes (already checked).
+
+    The SHA-256 check makes the archive's content known: tools/make_sample.py writes it
+    as plain USTAR members ``<split>/<class>/<name>.jpg``, each a 32x32 RGB JPEG. So the
+    members are cut out of the unpacked bytes directly (a 512-byte header with the name
+    and the size in octal, then the data padded to 512 bytes) rather than through
+    ``tarfile``, and Pillow's JPEG decoder is called directly (``Image.frombytes``)
+    rather than through ``Image.open``, which parses every header in Python first.
+    Together that halves the load (bench/README.md has the measurements).
+    """
+    from PIL import Image
+
+    packed = gzip.decompress(raw)
+    split_of = {"train": ([], []), "test": ([], [])}
+    start = 0
+    while start + 512 <= len(packed) and packed[start] != 0:  # two zero blocks end the archive
+        name = packed[start : start + 100].rstrip(b"\0").decode()
+        size = int(packed[start + 124 : start + 136].rstrip(b"\0 "), 8)
+        split, class_name, _ = name.split("/")
+        split_of[split][0].append(packed[start + 512 : start + 512 + size])
+        split_of[split][1].append(CIFAR10_CLASSES.index(class_name))
+        start += 512 + -(-size // 512) * 512
+    arrays = {}
+    for split, (jpegs, labels) in split_of.items():
+        pictures = np.empty((len(jpegs), 32, 32, 3), dtype="uint8")
+        for i, jpeg in enumerate(jpegs):
+            pictures[i] = Image.frombytes("RGB", (32, 32), jpeg, "jpeg", "RGB", "")
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = pictures, np.asarray(labels, dtype="int64")
+    return arrays
 
 
 # --- a folder (or .tar.gz) of pictures ----------------------------------------------
@@ -275,7 +391,7 @@ def make_synthetic(per_class=5000, test_per_class=None, num_classes=10, seed=0, 
 def source_shape(data, seed=0):
     """``(input_shape, class_names)`` of a source, without downloading CIFAR-10."""
     kind = data_source_kind(data)
-    if kind == "cifar10" or cifar.is_official_source(data):
+    if kind in ("cifar10", "sample") or cifar.is_official_source(data):
         return (32, 32, 3), CIFAR10_CLASSES
     if kind == "synthetic":
         sample = make_synthetic(per_class=1, test_per_class=1)

@@ -48,11 +48,13 @@ VALIDATIONS = ("test", "holdout")
 SPEEDUPS = ("auto", True, False)
 #: Share of every class's training pictures that ``validation="holdout"`` sets aside.
 HOLDOUT_SHARE = 0.1
-#: Data sources with a name; anything else must be a folder or a .tar.gz of pictures.
-NAMED_SOURCES = ("cifar10", "synthetic")
+#: Data sources with a name; anything else must be a folder or a .tar.gz of pictures
+#: (a name wins over a folder of the same name: give such a folder as ``./sample``).
+NAMED_SOURCES = ("cifar10", "sample", "synthetic")
 ALLOWED_SOURCES = (
-    "'cifar10' (download), 'synthetic' (generated, offline), or a path to a "
-    "folder or .tar.gz laid out as <split>/<class>/<image>"
+    "'cifar10' (download), 'sample' (5,000 real CIFAR-10 pictures in the package, offline), "
+    "'synthetic' (generated, offline), a path to cifar-10-python.tar.gz or to the folder "
+    "holding cifar-10-batches-py/, or a path to a folder or .tar.gz laid out as <split>/<class>/<image>"
 )
 #: Largest seed NumPy's and TensorFlow's generators take.
 MAX_SEED = 2**32 - 1
@@ -202,7 +204,7 @@ def check_subset(subset):
 
 
 def data_source_kind(data):
-    """``"cifar10"``, ``"synthetic"`` or ``"folder"``; a clear error for anything else."""
+    """``"cifar10"``, ``"sample"``, ``"synthetic"`` or ``"folder"``; a clear error for anything else."""
     if isinstance(data, Path):
         data = str(data)
     if not isinstance(data, str) or not data:
