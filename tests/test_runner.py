@@ -91,3 +91,19 @@ def test_a_notebooks_first_import_of_vggcifar_keeps_tensorflows_start_up_lines_o
         "".join(o.get("text", "")) for o in kept["cells"][0]["outputs"] if o.get("name") == "stderr"
     )
     assert errors == "after\n"  # the cell's own message still shows; TensorFlow's C++ lines do not
+
+
+def test_the_command_lines_help_and_the_sweep_planner_never_import_keras():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from vggcifar import cli, sweeps; from vggcifar.cli import main\n"
+        "sweeps.plan([{'epochs': 1}], ['03_training', '04_plots'])\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[]"

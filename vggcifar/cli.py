@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from .files import read_json
+from .layout import EXECUTED, FIGURES, METRICS
 from .runner import execute
-from .runs import METRICS
 from .settings import RECIPES, ParameterError, check_params
 from .sweeps import describe, expand, notebook_parameters, parse_grid, parse_value, plan, read_sets, run_sweep
 
@@ -58,7 +58,7 @@ def run_article(args, parser):
         f", step 3 by 06 with the {recipe} recipe" if recipe != "article" else ""
     )
     print(f"{steps}; {shown or 'its own settings'}; run folder {run_dir}", flush=True)
-    executed = run_dir / "notebooks"
+    executed = run_dir / EXECUTED
     executed.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for number, notebook in enumerate(notebooks, 1):
@@ -80,10 +80,10 @@ def summary(run_dir, seconds):
             f"after {metrics['epochs']} epoch(s), {metrics['mean_epoch_seconds']:.0f} s an epoch."
         )
     lines.append(f"Run folder: {run_dir}")
-    figures = [name for name in ("accuracy.png", "loss.png") if (run_dir / name).is_file()]
+    figures = [name for name in FIGURES if (run_dir / name).is_file()]
     if figures:
         lines.append(f"Figures: {', '.join(str(run_dir / name) for name in figures)}")
-    lines.append(f"Executed notebooks (every cell's output): {run_dir / 'notebooks'}")
+    lines.append(f"Executed notebooks (every cell's output): {run_dir / EXECUTED}")
     return "\n".join(lines)
 
 

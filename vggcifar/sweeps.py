@@ -34,8 +34,8 @@ import traceback
 from pathlib import Path
 
 from .files import read_json, write_json
+from .layout import EXECUTED, HISTORY, METRICS, PARAMS, SWEEP_RECORD, is_finished
 from .locate import NotebooksMissing, notebooks_folder
-from .runs import HISTORY, METRICS, PARAMS, SWEEP_RECORD, is_finished
 from .settings import ParameterError, check_params, data_source_kind, known_parameter
 
 #: The notebooks a sweep runs when none are named: train, then draw the curves.
@@ -217,7 +217,7 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
             "interrupted": " (interrupted before: resuming)",
         }.get(record.get("status"), "")
         print(f"[run {number} of {len(runs)}] {name}{again}", flush=True)
-        (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+        (run_dir / EXECUTED).mkdir(parents=True, exist_ok=True)
         started = time.time()
         write_json(run_dir / SWEEP_RECORD, {"status": "running", "parameters": params})
         try:
@@ -228,7 +228,7 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
                     if k in accepted[notebook]
                 }
                 print(f"    {notebook.stem}", flush=True)
-                execute(notebook, run_dir / "notebooks" / notebook.name, given, indent="      ")
+                execute(notebook, run_dir / EXECUTED / notebook.name, given, indent="      ")
         except KeyboardInterrupt:
             write_json(run_dir / SWEEP_RECORD, {"status": "interrupted", "parameters": params})
             print(
