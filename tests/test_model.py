@@ -86,11 +86,28 @@ def test_other_class_counts_and_input_shapes():
         ({"input_shape": (32, 32)}, "input_shape"),
         ({"dropout": 1.0}, "dropout"),
         ({"l2": -1}, "l2"),
+        ({"blocks": ()}, "blocks must be a non-empty tuple"),
+        ({"blocks": ((2, 0),)}, "blocks"),
+        ({"blocks": (64, 128)}, "blocks"),
+        ({"blocks": ((1, 8, 3),)}, "blocks"),
+        ({"blocks": ((1, 8),) * 6}, "at least 64x64"),
     ],
 )
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_vgg16(**kwargs)
+
+
+def test_smaller_blocks_keep_the_article_layer_names():
+    """blocks=... builds a network of the same kind, a few KB instead of 135 MB (for tests)."""
+    tiny = build_vgg16(blocks=((1, 8), (2, 8), (1, 16)), fc_units=16)
+    convs = [layer.name for layer in tiny.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer.name for layer in tiny.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert convs == ["block1_conv1", "block2_conv1", "block2_conv2", "block3_conv1"]
+    assert norms == ["bn1", "bn2", "bn3", "bn4"]  # counted across the network, as the article does
+    assert tiny.get_layer("flatten").output.shape[1] == 4 * 4 * 16  # three poolings: 32 -> 4
+    assert tiny.get_layer("block2_conv2").kernel.shape == (3, 3, 8, 8)
+    assert count_params(build_vgg16(blocks=((1, 8),) * 5, fc_units=16))["total"] < 5_000
 
 
 def test_the_model_is_made_of_keras_layers_only():

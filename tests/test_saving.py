@@ -1,28 +1,38 @@
+import h5py
 import keras
 import numpy as np
 import pytest
 
+from vggcifar import runs
 from vggcifar.data import make_synthetic
 from vggcifar.environment import precision_policy
-from vggcifar.model import build_vgg16
+from vggcifar.model import ARTICLE_PARAMS, build_vgg16
 from vggcifar.saving import (
     FILES,
     load_saved_model,
     prediction_differences,
     reload_model_files,
     save_article_files,
+    without_optimizer,
 )
 from vggcifar.speed import SpeedUps
 from vggcifar.training import compile_like_article, pixels_to_float
 
+#: The article's kind of network, a few KB: the tests that are not about the article's sizes.
+TINY = {"blocks": ((1, 8),) * 5, "fc_units": 16}
+
+
+def build_tiny():
+    return build_vgg16(**TINY)
+
 
 @pytest.fixture(scope="module")
 def trained_model():
-    """The article's model after a few steps (with the CPU speed-ups), so weights, BatchNorm
+    """A small VGG after a few steps (with the CPU speed-ups), so weights, BatchNorm
     statistics and Adam's state are not initial."""
     keras.utils.set_random_seed(1)
     dataset = make_synthetic(per_class=6, test_per_class=2, seed=1)
-    model = compile_like_article(build_vgg16())
+    model = compile_like_article(build_tiny())
     model.fit(
         pixels_to_float(dataset.x_train),
         keras.utils.to_categorical(dataset.y_train, 10),
@@ -38,30 +48,48 @@ def test_three_files_reload_to_the_same_predictions(trained_model, tmp_path):
     model, pictures = trained_model
     paths = save_article_files(model, tmp_path)
     assert {kind: path.name for kind, path in paths.items()} == FILES
-    assert all(path.stat().st_size > 100e6 for path in paths.values())  # 33.6M float32 weights
     assert not list(tmp_path.glob("tmp-*"))  # no temporary files left behind
-    reloaded = reload_model_files(paths, build_vgg16)
+    reloaded = reload_model_files(paths, build_tiny)
     differences = prediction_differences(model, reloaded, pictures)
     assert set(differences) == {"keras", "weights", "legacy_h5"}
     assert max(differences.values()) < 1e-6
     assert all(other is not model for other in reloaded.values())
 
 
-def test_files_keep_the_optimizer_and_its_state_even_after_the_legacy_save(trained_model, tmp_path):
+def test_only_the_keras_file_keeps_the_optimizer_and_its_state(trained_model, tmp_path):
     model, _ = trained_model
     save_article_files(model, tmp_path / "first")
     paths = save_article_files(model, tmp_path / "second")  # .keras after an .h5 save
-    for kind in ("keras", "legacy_h5"):
-        again = load_saved_model(paths[kind])
-        assert type(again.optimizer) is keras.optimizers.Adam, kind
-    assert int(load_saved_model(paths["keras"]).optimizer.iterations) == int(model.optimizer.iterations) > 0
+    again = load_saved_model(paths["keras"])
+    assert type(again.optimizer) is keras.optimizers.Adam
+    assert int(again.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    for kept, original in zip(again.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(kept, original)  # Adam's moments, to continue training
+    assert not load_saved_model(paths["legacy_h5"]).compiled  # layers and weights only
+    with h5py.File(paths["weights"]) as weights:
+        assert "optimizer" not in weights and "layers" in weights
+    assert model.compiled and model.optimizer.built  # saving changed nothing in the model
+
+
+def test_the_twin_without_optimizer_has_the_same_weights_and_precision(trained_model):
+    model, pictures = trained_model
+    twin = without_optimizer(model)
+    assert not twin.compiled and twin is not model
+    assert [(w.name, w.shape) for w in twin.weights] == [(w.name, w.shape) for w in model.weights]
+    assert [layer.dtype_policy for layer in twin.layers] == [layer.dtype_policy for layer in model.layers]
+    for copied, original in zip(twin.weights, model.weights):
+        np.testing.assert_array_equal(copied, original)
+    # the speed-ups' fused kernels (in model, not in the twin) round differently: 1e-6
+    np.testing.assert_allclose(
+        twin.predict(pictures, verbose=0), model.predict(pictures, verbose=0), atol=1e-6
+    )
 
 
 def test_weights_do_not_load_into_a_model_of_other_shapes(trained_model, tmp_path):
     model, _ = trained_model
     paths = save_article_files(model, tmp_path)
     with pytest.raises(ValueError):
-        build_vgg16(num_classes=5).load_weights(paths["weights"])
+        build_vgg16(num_classes=5, **TINY).load_weights(paths["weights"])
 
 
 def test_a_failed_save_leaves_the_earlier_file_whole(trained_model, tmp_path, monkeypatch):
@@ -83,13 +111,13 @@ def test_a_failed_save_leaves_the_earlier_file_whole(trained_model, tmp_path, mo
 def test_mixed_precision_model_reloads_to_the_same_predictions(tmp_path):
     keras.utils.set_random_seed(2)
     with precision_policy("mixed_bfloat16"):
-        model = compile_like_article(build_vgg16(fc_units=32))
+        model = compile_like_article(build_tiny())
     pictures = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
     paths = save_article_files(model, tmp_path)
 
     def build():
         with precision_policy(model.layers[0].dtype_policy.name):
-            return build_vgg16(fc_units=32)
+            return build_tiny()
 
     differences = prediction_differences(model, reload_model_files(paths, build), pictures)
     assert max(differences.values()) < 1e-6
@@ -98,3 +126,32 @@ def test_mixed_precision_model_reloads_to_the_same_predictions(tmp_path):
 def test_missing_model_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.keras"):
         load_saved_model(tmp_path / "nothing.keras")
+
+
+def file_sizes(folder):
+    return {path.name: path.stat().st_size for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def test_article_size_files_weigh_what_they_hold(tmp_path):
+    """The article's model with Adam's state built, as after training: the weights file is
+    4 bytes x 33.6 M parameters (135 MB); only cifar10-CNN.keras holds 3x that (Adam's two
+    moments per weight); a finished run with the article's three files stays under 1 GB."""
+    keras.utils.set_random_seed(3)
+    model = compile_like_article(build_vgg16())
+    model.optimizer.build(model.trainable_variables)
+    run_dir = tmp_path / "run"
+    history = {"epoch": [1], "loss": [2.3], "accuracy": [0.1], "seconds": [1.0]}
+    runs.finish_run(run_dir, model, history, {})
+    paths = save_article_files(model, run_dir)
+    sizes = file_sizes(run_dir)
+    weights = 4 * ARTICLE_PARAMS["total"]  # 134.6 MB
+    with_adam = weights + 2 * 4 * ARTICLE_PARAMS["trainable"]  # 403.8 MB
+    for name in (runs.MODEL, FILES["weights"], FILES["legacy_h5"]):
+        assert sizes[name] == pytest.approx(weights, rel=0.03), name
+    assert sizes[FILES["keras"]] == pytest.approx(with_adam, rel=0.03)
+    big = (runs.MODEL, *FILES.values())
+    assert sum(sizes[name] for name in big) <= 1e9, sizes
+    assert not list(run_dir.rglob("tmp-*"))
+    pictures = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
+    reloaded = {**reload_model_files(paths, build_vgg16), "run": load_saved_model(run_dir / runs.MODEL)}
+    assert max(prediction_differences(model, reloaded, pictures).values()) < 1e-6

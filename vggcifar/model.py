@@ -61,20 +61,23 @@ def build_vgg16(
     l2=0.0,
     fc_units=4096,
     bn_momentum=0.99,
+    blocks=VGG16_BLOCKS,
     name="vgg16_bn",
 ):
     """VGG16 with BatchNormalization for small pictures; the defaults build the article's model.
 
     dropout (after fc1 and fc2), l2 (a penalty on every kernel) and bn_momentum are
     the improvements of notebook 06; batch_norm=False and fc_units are for the
-    exercises. The output layer computes in float32 even under mixed precision.
+    exercises. blocks, one (convolutions, filters) pair per block, gives a smaller
+    network of the same kind, e.g. ((1, 8),) * 5 with fc_units=16 (a few KB saved, for
+    tests). The output layer computes in float32 even under mixed precision.
     """
-    check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_momentum)
+    check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_momentum, blocks)
     regularizer = keras.regularizers.L2(l2) if l2 else None
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=tuple(input_shape), name="pictures"))
     first_bn = 1
-    for block, (num_convs, filters) in enumerate(VGG16_BLOCKS, start=1):
+    for block, (num_convs, filters) in enumerate(blocks, start=1):
         for layer in vgg_block(
             block, num_convs, filters, first_bn, batch_norm=batch_norm, l2=l2, bn_momentum=bn_momentum
         ):

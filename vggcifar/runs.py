@@ -6,9 +6,11 @@
 ``history.json``       per-epoch loss, accuracy, val_loss, val_accuracy, seconds
 ``history.csv``        the same as a table (one row per epoch)
 ``backup/``            the last two completed epochs: weights with the optimizer's
-                       state, and ``state.json`` (epoch number and history)
+                       state, and ``state.json`` (epoch number and history); removed
+                       when training ends
 ``run.lock``           while a process trains: which one (host, process, time)
-``model.keras``        the trained model (written when training ends)
+``model.keras``        the trained model, layers and weights (written when training
+                       ends; without the optimizer: a finished run is not trained further)
 ``metrics.json``       the final figures (with the test split's, scored once); its
                        presence means "finished"
 =====================  ========================================================
@@ -42,6 +44,7 @@ import hashlib
 import io
 import json
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -59,6 +62,7 @@ from .files import (
     write_json,
     write_text,
 )
+from .saving import without_optimizer
 from .settings import ARTICLE_RECIPE
 from .speed import speedups_applied
 
@@ -384,6 +388,7 @@ def start_run(run_dir, params, environment, overwrite=False):
         raise RunFolderError(str(error)) from None
     if overwrite:
         remove_run_files(run_dir)
+    remove_leftovers(run_dir)
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / ENVIRONMENT, environment)
     return read_backup(run_dir), note
@@ -397,6 +402,20 @@ def remove_run_files(run_dir):
             (run_dir / name).unlink()
     _remove_backup(run_dir)
     _remove_logs(run_dir)
+
+
+def remove_leftovers(run_dir):
+    """Remove the temporary files that a write cut off by a dead kernel left in ``run_dir``.
+
+    Only the temporary names of this project's own files (``tmp-model.keras``...) and any
+    temporary file in ``backup/`` go: an interrupted save of the model leaves one as big as
+    the model. Called while this process holds the folder's lock, so no write is under way.
+    """
+    run_dir = Path(run_dir)
+    for name in (*RUN_FILES, *NOTEBOOK_FILES, STATE):
+        (run_dir / (TEMPORARY_PREFIX + name)).unlink(missing_ok=True)
+    for path in (run_dir / BACKUP).glob(TEMPORARY_PREFIX + "*"):
+        path.unlink(missing_ok=True)
 
 
 def _remove_logs(run_dir):
@@ -474,7 +493,10 @@ def _load_first(model, candidates, run_dir):
         try:
             if not Path(state["weights"]).is_file():
                 raise FileNotFoundError(f"{Path(state['weights']).name} is missing")
-            model.load_weights(state["weights"])
+            with warnings.catch_warnings():
+                if state["finished"]:  # model.keras holds no optimizer state (see finish_run)
+                    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model.load_weights(state["weights"])
         except Exception as error:  # h5py, zip, shape and missing-file errors alike
             errors.append((state, error))
             continue
@@ -499,8 +521,11 @@ def _load_first(model, candidates, run_dir):
 def commit_epoch(run_dir, model, history):
     """Back up the model after an epoch, then commit: replace ``state.json`` in one step.
 
+    The backup holds the optimizer's state (Adam: 3x the weights), which resuming needs.
     The backup of the epoch before stays until the next commit, so a newest backup that
-    is incomplete (a Drive upload cut off) still leaves one to resume from.
+    is incomplete (a Drive upload cut off) still leaves one to resume from. Nothing else
+    stays: older epochs and temporary files that a killed save left go at each commit, so
+    ``backup/`` never holds more than these two generations.
     """
     backup = Path(run_dir) / BACKUP
     epoch = len(history["epoch"])
@@ -518,9 +543,9 @@ def commit_epoch(run_dir, model, history):
         previous = None
     write_json(backup / STATE, {"epoch": epoch, "weights": name, "history": history, "previous": previous})
     keep = {name} | ({previous["weights"]} if previous else set())
-    for old_file in backup.glob("epoch-*.weights.h5"):
+    for old_file in [*backup.glob("epoch-*.weights.h5"), *backup.glob(TEMPORARY_PREFIX + "*")]:
         if old_file.name not in keep:
-            old_file.unlink()
+            old_file.unlink(missing_ok=True)
     write_history(run_dir, history)
 
 
@@ -539,12 +564,16 @@ def write_history(run_dir, history):
 def finish_run(run_dir, model, history, environment, test=None):
     """Save the trained model, write ``metrics.json`` (the mark of a finished run), drop the backup.
 
-    ``test`` (``test_loss``, ``test_accuracy``) goes into ``metrics.json`` too.
+    ``model.keras`` holds the layers and the trained weights, not the optimizer: a
+    finished run is never trained further (resuming reads ``backup/``, which goes now),
+    and notebooks 04 to 07 only plot, save and predict with it. Without Adam's
+    two numbers per weight it is a third of the size (135 MB instead of 404 MB for the
+    article's model). ``test`` (``test_loss``, ``test_accuracy``) goes into ``metrics.json`` too.
     """
     run_dir = Path(run_dir)
     write_history(run_dir, history)
     with replacing(run_dir / MODEL) as temporary:
-        model.save(temporary)
+        without_optimizer(model).save(temporary)
     final = {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}
     final.update(test or {})
     final["epochs"] = len(history["epoch"])

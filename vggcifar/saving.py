@@ -1,14 +1,26 @@
 """Step 5 — saving: the model in three files, reloaded and checked.
 
-=============  ==========================  =========================================
+=============  ==========================  ==========================================
 kind           file                        what it holds
-=============  ==========================  =========================================
-``keras``      ``cifar10-CNN.keras``       the whole model, Keras 3's native format
-``weights``    ``cifar10-CNN.weights.h5``  the weights (and, in Keras 3, the optimizer's
-                                           state); needs the code that builds the model
-``legacy_h5``  ``cifar10-CNN.h5``          the whole model in the article's (legacy)
-                                           HDF5 format
-=============  ==========================  =========================================
+=============  ==========================  ==========================================
+``keras``      ``cifar10-CNN.keras``       the whole model as it is in memory, Keras 3's
+                                           native format: with the compile settings and,
+                                           once trained, the optimizer's state
+``weights``    ``cifar10-CNN.weights.h5``  the weights only; needs the code that builds
+                                           the model
+``legacy_h5``  ``cifar10-CNN.h5``          the layers and weights in the article's
+                                           (legacy) HDF5 format, not compiled
+=============  ==========================  ==========================================
+
+**Sizes.** The article's model has 33,655,114 parameters of 4 bytes: 135 MB of
+weights. Adam keeps two more numbers per trained weight (its running averages of
+the gradient and of its square), so a file with the optimizer's state is about 3x
+that, 404 MB. Only the ``.keras`` file keeps that state: it is the format to continue
+training from. The other two exist to predict (or to read from older code) and get
+the weights alone, which :func:`without_optimizer` gives them through public Keras
+API. (Keras 3's ``save_weights`` and legacy ``.h5`` writer both take the compiled
+optimizer's variables along; in Keras 3.15 ``keras.models.clone_model`` compiles its
+copy too, so the twin is rebuilt from the model's config instead.)
 
 :func:`save_article_files` is the code that notebook 05 shows (``# @save``). Every file
 is written under a temporary name and renamed when complete
@@ -19,8 +31,6 @@ alone, without this package.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from pathlib import Path
 
 import keras
@@ -31,22 +41,16 @@ from .files import replacing
 FILES = {"keras": "cifar10-CNN.keras", "weights": "cifar10-CNN.weights.h5", "legacy_h5": "cifar10-CNN.h5"}
 
 
-@contextlib.contextmanager
-def keeping_compile_config(model):
-    """Put the model's compile settings back after a legacy ``.h5`` save.
+def without_optimizer(model):
+    """An uncompiled twin of ``model``: the same layers (and precision), a copy of its weights.
 
-    Keras' HDF5 writer (fixed upstream in keras-team/keras#23475, not yet in Keras 3.15.1)
-    removes the optimizer from the live model's compile settings while it writes, so
-    a ``.keras`` file saved later would reload with the default optimizer instead.
+    Saving the twin writes the weights without the optimizer's state, a third of the
+    size for Adam; the model itself is left as it is. The twin is built from the
+    model's config, as ``keras.models.load_model`` would build it.
     """
-    config = getattr(getattr(model, "_compile_config", None), "config", None)
-    saved = dict(config) if isinstance(config, dict) else None  # a shallow copy: no model copies
-    try:
-        yield
-    finally:
-        if saved is not None:
-            config.clear()
-            config.update(saved)
+    twin = type(model).from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def save_article_files(model, folder):
@@ -54,11 +58,12 @@ def save_article_files(model, folder):
     folder = Path(folder)
     paths = {kind: folder / name for kind, name in FILES.items()}
     with replacing(paths["keras"]) as path:
-        model.save(path)  # the whole model, in Keras 3's format
+        model.save(path)  # the whole model, in Keras 3's format: can continue training
+    weights_only = without_optimizer(model)  # the same weights, no optimizer: a third of the size
     with replacing(paths["weights"]) as path:
-        model.save_weights(path)  # the weights only: the name must end in .weights.h5
-    with replacing(paths["legacy_h5"]) as path, keeping_compile_config(model):
-        model.save(path)  # the whole model, in the article's HDF5 format (legacy)
+        weights_only.save_weights(path)  # the weights only: the name must end in .weights.h5
+    with replacing(paths["legacy_h5"]) as path:
+        weights_only.save(path)  # layers and weights, in the article's HDF5 format (legacy)
     return paths
 
 
@@ -91,10 +96,7 @@ def load_saved_model(path):
 def reload_model_files(paths, build):
     """Reload each saved file; the weights file goes into ``build()``, a freshly built model."""
     fresh = build()
-    with warnings.catch_warnings():
-        # The file also holds the optimizer's state, which an uncompiled model has no place for.
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        fresh.load_weights(paths["weights"])
+    fresh.load_weights(paths["weights"])
     return {
         "keras": load_saved_model(paths["keras"]),
         "weights": fresh,

@@ -331,17 +331,33 @@ def recipe_of(params):
     return {name: params[name] for name in ARTICLE_RECIPE}
 
 
-def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_momentum):
+def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_momentum, blocks):
     """Check :func:`vggcifar.model.build_vgg16`'s options; raise naming the bad one."""
+    if (
+        not isinstance(blocks, (tuple, list))
+        or not blocks
+        or not all(
+            isinstance(block, (tuple, list))
+            and len(block) == 2
+            and all(_is_whole(n) and n >= 1 for n in block)
+            for block in blocks
+        )
+    ):
+        raise ParameterError(
+            "blocks must be a non-empty tuple of (convolutions, filters) pairs, one per block, "
+            "each a whole number >= 1, such as ((1, 8),) * 5 (the article's are "
+            f"vggcifar.model.VGG16_BLOCKS), got {blocks!r}"
+        )
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(_is_whole(d) and d >= 1 for d in shape):
         raise ParameterError(
             f"input_shape must be (height, width, channels) with positive whole numbers, got {input_shape!r}"
         )
-    if shape[0] < 32 or shape[1] < 32:
+    smallest = 2 ** len(blocks)
+    if shape[0] < smallest or shape[1] < smallest:
         raise ParameterError(
-            f"input_shape must be at least 32x32 (five 2x2 poolings halve the "
-            f"picture five times), got {shape[0]}x{shape[1]}"
+            f"input_shape must be at least {smallest}x{smallest} ({len(blocks)} 2x2 poolings halve the "
+            f"picture {len(blocks)} times), got {shape[0]}x{shape[1]}"
         )
     if not _is_whole(num_classes) or num_classes < 2:
         raise ParameterError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
