@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vggcifar import cli, sweeps
-from vggcifar.runs import HISTORY, METRICS, MODEL, PARAMS, SWEEP_RECORD
+from vggcifar.layout import HISTORY, METRICS, MODEL, PARAMS, SWEEP_RECORD
 from vggcifar.settings import ParameterError
 
 

@@ -62,36 +62,25 @@ from .files import (
     write_json,
     write_text,
 )
+from .layout import (  # the file names, kept in one module without Keras
+    BACKUP,
+    ENVIRONMENT,
+    HISTORY,
+    HISTORY_CSV,
+    LOCK,
+    LOGS,
+    METRICS,
+    MODEL,
+    NOTEBOOK_FILES,
+    PARAMS,
+    RUN_FILES,
+    STATE,
+    is_finished,
+)
 from .saving import without_optimizer
 from .settings import ARTICLE_RECIPE
 from .speed import speedups_applied
 
-PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
-    "params.json",
-    "environment.json",
-    "history.json",
-    "history.csv",
-    "model.keras",
-    "metrics.json",
-)
-BACKUP, STATE, LOCK = "backup", "state.json", "run.lock"
-#: What a run writes; ``overwrite=True`` removes these (and the backup) and nothing else.
-RUN_FILES = (PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS)
-#: What a sweep records about the run in its folder (see :mod:`vggcifar.sweeps`).
-SWEEP_RECORD = "sweep.json"
-#: Keras' TensorBoard callback writes here: ``logs/train/`` and ``logs/validation/``.
-LOGS = "logs"
-#: What notebooks 04 and 05, ``python -m vggcifar`` and sweeps add to a run folder.
-NOTEBOOK_FILES = (
-    "accuracy.png",
-    "loss.png",
-    "cifar10-CNN.keras",
-    "cifar10-CNN.weights.h5",
-    "cifar10-CNN.h5",
-    "notebooks",
-    SWEEP_RECORD,
-    LOGS,
-)
 #: Seconds between two signs of life in the lock while training.
 HEARTBEAT_SECONDS = 60
 #: Keys of ``params.json`` that a run with other parameters may differ in.
@@ -581,11 +570,6 @@ def finish_run(run_dir, model, history, environment, test=None):
     final["environment"] = environment
     write_json(run_dir / METRICS, final)
     _remove_backup(run_dir)
-
-
-def is_finished(run_dir):
-    run_dir = Path(run_dir)
-    return all((run_dir / name).exists() for name in (HISTORY, MODEL, METRICS))
 
 
 def load_history(run_dir):

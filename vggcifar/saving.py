@@ -37,8 +37,9 @@ import keras
 import numpy as np
 
 from .files import replacing
+from .layout import ARTICLE_FILES
 
-FILES = {"keras": "cifar10-CNN.keras", "weights": "cifar10-CNN.weights.h5", "legacy_h5": "cifar10-CNN.h5"}
+FILES = ARTICLE_FILES  # the names, kept with the run folder's other names
 
 
 def without_optimizer(model):
