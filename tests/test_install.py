@@ -136,6 +136,27 @@ def test_the_installed_command_line_plans_a_sweep_of_03(installed):
     assert helped.returncode == 0 and "--notebooks" in helped.stdout, helped.stderr
 
 
+def test_the_installed_package_loads_the_sample_offline(wheel, installed):
+    """The CIFAR-10 sample travels as package data: data="sample" works from an install."""
+    assert "vggcifar/resources/cifar10-sample.tar.gz" in zipfile.ZipFile(wheel).namelist()
+    target, elsewhere = installed
+    done = python(
+        """
+        import vggcifar
+        from vggcifar.data import load_data
+        d = load_data("sample")
+        print(vggcifar.__file__)
+        print(d.x_train.shape, d.x_test.shape, d.class_names[0])
+        """,
+        target,
+        elsewhere,
+    )
+    assert done.returncode == 0, done.stderr
+    where, shapes = done.stdout.strip().splitlines()[-2:]
+    assert where.startswith(str(target)) and str(REPO) not in where  # the installed copy, not the clone
+    assert shapes == "(4000, 32, 32, 3) (1000, 32, 32, 3) airplane"
+
+
 def test_a_package_without_notebooks_says_how_to_reinstall_in_one_line(installed, tmp_path):
     """A vggcifar installed before the notebooks were shipped: one line, not a traceback."""
     target, elsewhere = installed

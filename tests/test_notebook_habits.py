@@ -66,6 +66,7 @@ def repo(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "README.md").write_text("no Colab links here\n")
     (tmp_path / "pyproject.toml").write_text(f'Homepage = "{project_home.current_home()}"\n')
+    (tmp_path / "CITATION.cff").write_text(f'repository-code: "{project_home.current_home()}"\n')
     monkeypatch.setattr(project_home, "REPO", tmp_path)
     return tmp_path
 

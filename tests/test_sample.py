@@ -1,10 +1,8 @@
 """data="sample": the 5,000 real CIFAR-10 pictures inside the package."""
 
 import hashlib
-import shutil
 import subprocess
 import sys
-import sysconfig
 
 import numpy as np
 import pytest
@@ -104,43 +102,7 @@ def test_a_damaged_or_missing_sample_is_refused_by_name(tmp_path, monkeypatch):
         load_data("sample")
 
 
-def test_the_sample_loads_from_an_installed_wheel_outside_the_clone(tmp_path):
-    """Built from a copy of the project's files, installed into a new virtual environment,
-    imported in a folder outside the clone: the sample must travel as package data."""
-    source = tmp_path / "source"
-    shutil.copytree(REPO / "vggcifar", source / "vggcifar", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"), str(source)], check=True)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    wheel = next((tmp_path / "wheel").glob("vggcifar-*.whl"))
-    subprocess.run(
-        [*pip, "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True
-    )
-    # NumPy and Pillow come from the tests' environment, added after the new one's own
-    # packages (a .pth line is a path, not a site folder, so this clone's editable
-    # install of vggcifar stays out)
-    own_site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (venv / own_site).joinpath("outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    code = (
-        "import vggcifar; from vggcifar.data import load_data; d = load_data('sample'); "
-        "print(vggcifar.__file__); print(d.x_train.shape, d.x_test.shape, d.class_names[0])"
-    )
-    done = subprocess.run([str(python), "-c", code], cwd=outside, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    where, shapes = done.stdout.strip().splitlines()[-2:]
-    assert where.startswith(str(venv)) and str(REPO) not in where  # the installed copy, not the clone
-    assert shapes == "(4000, 32, 32, 3) (1000, 32, 32, 3) airplane"
+# The sample from an installed wheel, outside the clone: tests/test_install.py (one wheel for all).
 
 
 def test_make_sample_rebuilds_the_shipped_sample(shared_cifar_archive):
