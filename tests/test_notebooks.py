@@ -118,7 +118,7 @@ def code_of(name):
         ),
         (
             "05_saving",
-            ["model.save(path)", "model.save_weights(path)", "keras.models.load_model(", ".load_weights("],
+            ["model.save(path)", ".save_weights(path)", "keras.models.load_model(", ".load_weights("],
         ),
     ],
 )
