@@ -32,6 +32,14 @@ def test_one_line_per_epoch_and_the_run_folders_notes_whatever_the_pieces():
         ]
 
 
+def test_a_single_epoch_without_keras_epoch_line_still_gets_its_line():
+    shown = io.StringIO()
+    EpochEcho(indent="", out=shown).write(
+        "3/3 - 9s - 3s/step - accuracy: 0.1 - loss: 4.8\nprogress 1/2 done\n"
+    )
+    assert shown.getvalue() == "epoch 1/1: 9s - 3s/step - accuracy: 0.1 - loss: 4.8\n"
+
+
 def test_a_real_run_shows_its_epoch_lines_and_nothing_of_the_kernels_noise(tmp_path, capfd):
     notebook = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: Keras' ``fit(verbose=2)`` prints ``Epoch 3/20``, then one line of figures for it.
+#: Keras' ``fit(verbose=2)`` prints ``Epoch 3/20``, then one line of figures for it (for a
+#: single epoch only the figures).
 EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
 FIGURES_LINE = re.compile(r"^\s*\d+/\d+ - (.*)$")
 #: Lines the cells print that a console shows as they are (the run folder's notes).
@@ -58,6 +59,8 @@ class EpochEcho:
             done, total = self.epoch
             self._show(f"epoch {done}/{total}: {figures.group(1)}")
             self.epoch = None
+        elif figures and "loss" in line:  # fit(epochs=1): Keras prints no "Epoch 1/1" line
+            self._show(f"epoch 1/1: {figures.group(1)}")
         elif line.startswith(NOTES):
             self._show(line)
 
