@@ -115,3 +115,25 @@ def test_the_command_lines_help_and_the_sweep_planner_never_import_keras():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_run_started_from_a_notebook_shows_its_epoch_lines_in_that_notebooks_cell(tmp_path):
+    """As in 08: a sweep cell runs other notebooks; their epochs appear in its output as they come."""
+    kernelspec = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    inner = nbformat.v4.new_notebook(metadata=kernelspec)
+    inner.cells = [nbformat.v4.new_code_cell("print('Epoch 1/2')\nprint('4/4 - 1s - loss: 0.5')")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(inner, tmp_path / "notebooks" / "inner.ipynb")
+    outer = nbformat.v4.new_notebook(metadata=kernelspec)
+    outer.cells = [
+        nbformat.v4.new_code_cell(
+            "from vggcifar.runner import execute\n"
+            f"execute({str(tmp_path / 'notebooks' / 'inner.ipynb')!r}, "
+            f"{str(tmp_path / 'done.ipynb')!r}, {{}})"
+        )
+    ]
+    nbformat.write(outer, tmp_path / "outer.ipynb")
+    execute(tmp_path / "outer.ipynb", tmp_path / "outer-out.ipynb", {})
+    kept = json.loads((tmp_path / "outer-out.ipynb").read_text())
+    shown = "".join("".join(o.get("text", "")) for o in kept["cells"][0]["outputs"])
+    assert shown == "    epoch 1/2: 1s - loss: 0.5\n"
