@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vggcifar import runs
-from vggcifar.improvements import augment_batch, make_augmenter, model_options, small_crop_epochs
+from vggcifar.improvements import augment_batch, make_augmenter, model_options
 from vggcifar.model import ARTICLE_PARAMS, build_vgg16, count_params
 from vggcifar.settings import (
     ARTICLE_RECIPE,
@@ -22,9 +22,11 @@ from vggcifar.settings import (
     QUICK_RECIPE,
     RECIPES,
     ParameterError,
+    check_params,
     check_recipe,
     recipe_of,
     run_params,
+    small_crop_epochs,
 )
 from vggcifar.training import run_training
 
@@ -53,8 +55,9 @@ def test_a_named_recipe_brings_its_settings_and_budget_and_none_keeps_them():
         r"got 'fast'",
     ):
         run_params("fast")
+    assert run_params(epochs=None)["epochs"] == 20  # None is "not given": the article's value
     with pytest.raises(ParameterError, match="epochs must be a whole number"):
-        run_params(epochs=None)  # without a recipe, None is not a number of epochs
+        check_params(epochs=None)  # a notebook's parameters cell saying None is refused there
 
 
 @pytest.mark.parametrize(
@@ -111,10 +114,13 @@ SMALL_CROPS = {**QUICK_RECIPE, "small_crops": 24, "small_crops_share": 0.75}
 
 
 def test_the_last_epoch_always_sees_whole_pictures():
-    assert small_crop_epochs(SMALL_CROPS, 5) == 3 and small_crop_epochs(SMALL_CROPS, 4) == 3
-    assert small_crop_epochs(SMALL_CROPS, 1) == 0
-    assert small_crop_epochs({**SMALL_CROPS, "small_crops_share": 1.0}, 3) == 2
-    assert small_crop_epochs(QUICK_RECIPE, 5) == small_crop_epochs(IMPROVED_RECIPE, 5) == 0
+    def parts(recipe, epochs):
+        return small_crop_epochs(recipe["small_crops"], recipe["small_crops_share"], epochs)
+
+    assert parts(SMALL_CROPS, 5) == 3 and parts(SMALL_CROPS, 4) == 3
+    assert parts(SMALL_CROPS, 1) == 0
+    assert parts({**SMALL_CROPS, "small_crops_share": 1.0}, 3) == 2
+    assert parts(QUICK_RECIPE, 5) == parts(IMPROVED_RECIPE, 5) == 0
 
 
 def test_runs_recorded_before_the_small_crops_settings_still_resume():

@@ -57,7 +57,6 @@ __all__ = [
     "model_options",
     "augment_batch",
     "make_augmenter",
-    "small_crop_epochs",
 ]
 
 
@@ -96,8 +95,11 @@ def make_optimizer(optimizer, learning_rate):
 
 
 def compile_recipe(model, recipe, epochs, steps_per_epoch):
-    """Compile ``model`` with the recipe's optimiser, schedule and (smoothed) cross-entropy."""
-    recipe = check_recipe(recipe)
+    """Compile ``model`` with the recipe's optimiser, schedule and (smoothed) cross-entropy.
+
+    ``recipe`` holds every recipe setting, checked (:func:`vggcifar.settings.run_params`'s
+    record, or one of the named recipes); it is not checked again here.
+    """
     schedule = make_schedule(
         recipe["schedule"], recipe["learning_rate"], epochs, steps_per_epoch, recipe["warmup"]
     )
@@ -107,8 +109,7 @@ def compile_recipe(model, recipe, epochs, steps_per_epoch):
 
 
 def model_options(recipe):
-    """The ``build_vgg16`` keywords that a recipe sets."""
-    recipe = check_recipe(recipe)
+    """The ``build_vgg16`` keywords that a (checked) recipe sets."""
     return {
         "dropout": recipe["dropout"],
         "l2": recipe["weight_decay"] / 2,
@@ -174,9 +175,8 @@ def make_augmenter(recipe, size=None):
     """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`; None when all is off.
 
     ``size`` cuts every picture to a random ``size`` x ``size`` window at the end (the
-    recipe's ``small_crops``, in the epochs that use them).
+    recipe's ``small_crops``, in the epochs that use them). ``recipe`` is checked already.
     """
-    recipe = check_recipe(recipe)
     if not (recipe["flip"] or recipe["crop_padding"] or recipe["cutout"] or size):
         return None
 
@@ -191,15 +191,3 @@ def make_augmenter(recipe, size=None):
         )
 
     return augment
-
-
-def small_crop_epochs(recipe, epochs):
-    """How many of the first epochs train on ``small_crops``: the recipe's share, rounded down.
-
-    The last epoch always sees whole pictures, so that BatchNormalization's moving
-    statistics and the last layers are set for the pictures the model will predict.
-    """
-    recipe = check_recipe(recipe)
-    if not recipe["small_crops"]:
-        return 0
-    return min(int(recipe["small_crops_share"] * epochs), epochs - 1)

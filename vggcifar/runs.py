@@ -99,18 +99,24 @@ class RunFolder(keras.callbacks.Callback):
     ``test_data`` (pictures, one-hot labels) is scored once when training ends, for
     runs that validate on held-out training pictures; without it the last validation
     figures count as the test figures, as in the article.
+
+    ``epochs`` (the run's planned epochs) and ``batch_size`` (for scoring ``test_data``)
+    are the parameters' own unless given. A run trained in several ``fit`` calls (as
+    :func:`vggcifar.training.run_training` does for ``small_crops``) names the epochs at
+    which its earlier calls end in ``part_ends``; the call that reaches ``epochs`` finishes
+    the run.
     """
 
-    def __init__(self, run_dir, params, *, overwrite=False, test_data=None, batch_size=None):
+    def __init__(
+        self, run_dir, params, *, overwrite=False, test_data=None, epochs=None, batch_size=None, part_ends=()
+    ):
         super().__init__()
         self.run_dir, self.run_params = Path(run_dir), dict(params)
         self.overwrite, self.test_data = overwrite, test_data
-        self.batch_size = batch_size or self.run_params.get("batch_size", 64)
+        self.epochs = self.run_params.get("epochs") if epochs is None else epochs
+        self.batch_size = self.run_params.get("batch_size") if batch_size is None else batch_size
+        self.part_ends = tuple(part_ends)
         self.history, self.finished, self._resumed = {}, False, False
-        #: True while ``fit`` is called in parts (several calls, each ending at an earlier
-        #: epoch than the run's ``epochs``, as :func:`vggcifar.training.run_training`
-        #: does for ``small_crops``); the run is finished by the part that reaches the end.
-        self.in_parts = False
         check_free(self.run_dir, self.run_params, overwrite)
 
     # --- before fit ---------------------------------------------------------------
@@ -164,16 +170,12 @@ class RunFolder(keras.callbacks.Callback):
             raise RunFolderError(
                 "call run.resume(model) before model.fit, and pass what it returns as initial_epoch"
             )
-        wanted = self.run_params.get("epochs")
-        if wanted is not None and self.params.get("epochs") != wanted and not self.in_parts:
+        called = self.params.get("epochs")
+        if self.epochs is not None and called not in (self.epochs, *self.part_ends):
+            parts = f" (or, for an earlier part, one of {list(self.part_ends)})" if self.part_ends else ""
             raise RunFolderError(
-                f"the run's parameters say epochs={wanted}, but fit was called "
-                f"with epochs={self.params.get('epochs')}"
-            )
-        if wanted is not None and self.params.get("epochs") > wanted:
-            raise RunFolderError(
-                f"the run's parameters say epochs={wanted}, but fit was called "
-                f"with epochs={self.params.get('epochs')}, beyond its end"
+                f"the run's parameters say epochs={self.epochs}{parts}, "
+                f"but fit was called with epochs={called}"
             )
         if held_by_me(self.run_dir / LOCK) is None and not self.finished:  # a later part
             acquire_lock(self.run_dir / LOCK, f"run_dir {str(self.run_dir)!r}")
@@ -205,7 +207,7 @@ class RunFolder(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         done = len(self.history.get("epoch", []))
-        wanted = self.run_params.get("epochs") or self.params.get("epochs", done)
+        wanted = self.epochs or self.params.get("epochs", done)
         if done and not self.finished and (done >= wanted or self.model.stop_training):
             test = self._score_test()
             finish_run(

@@ -308,22 +308,62 @@ def check_recipe(recipe):
     return check_params(**{**ARTICLE_RECIPE, **recipe})
 
 
-def run_params(recipe=None, **params):
-    """All parameters of a training run, checked, as its ``params.json`` records them.
+def run_params(
+    recipe=None,
+    *,
+    data=None,
+    subset=None,
+    seed=None,
+    epochs=None,
+    batch_size=None,
+    run_dir=None,
+    precision=None,
+    strategy=None,
+    validation=None,
+    deterministic=None,
+    **recipe_settings,
+):
+    """All parameters of a training run, checked once, as its ``params.json`` records them.
 
-    Those not given take the article's values (:data:`ARTICLE`, :data:`TRAINING`,
-    :data:`ARTICLE_RECIPE`) or, with ``recipe`` (a name of :data:`RECIPES`), that
-    recipe's settings and budget (:data:`BUDGETS`); there a recipe setting, ``epochs``
-    or ``batch_size`` given as None also keeps the recipe's value. Every run folder
-    records every setting; the parameters in :data:`NOT_RECORDED` are left out.
+    Every parameter given as None (or not given) takes the article's value (:data:`ARTICLE`,
+    :data:`TRAINING`, :data:`ARTICLE_RECIPE`) or, with ``recipe`` (a name of
+    :data:`RECIPES`), that recipe's settings and budget (:data:`BUDGETS`): this is their
+    one home. ``recipe_settings`` are the recipe's own settings (``optimizer``, ``flip``
+    ...). Every run folder records every setting; the parameters in :data:`NOT_RECORDED`
+    are left out. The functions that train take the record's values from here on,
+    without checking them again.
     """
     chosen = {}
     if recipe is not None:
         name = _one_of("recipe", recipe, tuple(RECIPES))
         chosen = {**RECIPES[name], **BUDGETS[name]}
-        params = {k: v for k, v in params.items() if not (k in chosen and v is None)}
-    full = check_params(**{**ARTICLE, **TRAINING, **ARTICLE_RECIPE, **chosen, **params})
+    given = dict(
+        data=data,
+        subset=subset,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        run_dir=run_dir,
+        precision=precision,
+        strategy=strategy,
+        validation=validation,
+        deterministic=deterministic,
+        **recipe_settings,
+    )
+    given = {name: value for name, value in given.items() if value is not None}
+    full = check_params(**{**ARTICLE, **TRAINING, **ARTICLE_RECIPE, **chosen, **given})
     return {name: value for name, value in full.items() if name not in NOT_RECORDED}
+
+
+def small_crop_epochs(small_crops, small_crops_share, epochs):
+    """How many of the first epochs train on ``small_crops``: the recipe's share, rounded down.
+
+    The last epoch always sees whole pictures, so that BatchNormalization's moving
+    statistics and the last layers are set for the pictures the model will predict.
+    """
+    if not small_crops:
+        return 0
+    return min(int(small_crops_share * epochs), epochs - 1)
 
 
 def recipe_of(params):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import load_data, one_hot, stratified_split
 from .environment import accelerator_present, choose_precision, choose_strategy, precision_policy
-from .improvements import compile_recipe, make_augmenter, model_options, small_crop_epochs
+from .improvements import compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_params
 from .settings import (
@@ -31,6 +31,7 @@ from .settings import (
     check_params,
     recipe_of,
     run_params,
+    small_crop_epochs,
 )
 from .speed import SpeedUps
 
@@ -120,26 +121,68 @@ def seed_everything(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def run_training(*, overwrite=False, **params):
-    """Notebook 03's steps in one call (with the recipe in ``params``, notebook 06's).
+def run_training(
+    *,
+    recipe=None,
+    data=None,
+    subset=None,
+    seed=None,
+    epochs=None,
+    batch_size=None,
+    run_dir=None,
+    precision=None,
+    strategy=None,
+    validation=None,
+    deterministic=None,
+    overwrite=False,
+    speedups=TRAINING["speedups"],
+    data_cache=DATA_CACHE,
+    **recipe_settings,
+):
+    """Notebook 03's steps in one call (with a ``recipe``, notebook 06's).
 
-    ``params`` are the notebook parameters and recipe settings (see
-    :mod:`vggcifar.settings`); those not given take the article's values, or with
-    ``recipe="improved"`` or ``"quick"`` that recipe's settings and budget. A run folder
-    that holds the same run resumes it (or loads it, when finished); one with other
-    parameters raises, unless ``overwrite=True``. Returns ``(model, dataset, history)``.
+    The parameters are the notebooks' (see :mod:`vggcifar.settings`); ``recipe_settings``
+    are a recipe's own settings (``optimizer``, ``flip`` ...). Every one left at None takes
+    the article's value or, with ``recipe="improved"`` or ``"quick"``, that recipe's: they
+    are resolved and checked once, by :func:`~vggcifar.settings.run_params`, and used as
+    they are from there on. A run folder that holds the same run resumes it (or loads it,
+    when finished); one with other parameters raises, unless ``overwrite=True``. Returns
+    ``(model, dataset, history)``.
     """
-    recipe_name = params.pop("recipe", None)
-    speedups = params.pop("speedups", TRAINING["speedups"])
-    data_cache = params.pop("data_cache", DATA_CACHE)
     check_params(overwrite=overwrite, speedups=speedups, data_cache=data_cache)
-    record = run_params(recipe_name, **params)
-    run = RunFolder(record["run_dir"], record, overwrite=overwrite)  # checked before the download
-    seed_everything(record["seed"], record["deterministic"])
-    dataset = load_data(record["data"], subset=record["subset"], seed=record["seed"], cache=data_cache)
+    record = run_params(
+        recipe,
+        data=data,
+        subset=subset,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        run_dir=run_dir,
+        precision=precision,
+        strategy=strategy,
+        validation=validation,
+        deterministic=deterministic,
+        **recipe_settings,
+    )
+    epochs, batch_size, seed = record["epochs"], record["batch_size"], record["seed"]
+    recipe = recipe_of(record)
+    # Epochs 1..small_epochs on small random crops (if the recipe says so), then whole pictures:
+    # one fit per picture size, so that each is compiled for fixed shapes.
+    small_epochs = small_crop_epochs(recipe["small_crops"], recipe["small_crops_share"], epochs)
+    parts = [(recipe["small_crops"], small_epochs)] if small_epochs else []
+    run = RunFolder(  # checked before the download
+        record["run_dir"],
+        record,
+        overwrite=overwrite,
+        epochs=epochs,
+        batch_size=batch_size,
+        part_ends=[end for _, end in parts],
+    )
+    seed_everything(seed, record["deterministic"])
+    dataset = load_data(record["data"], subset=record["subset"], seed=seed, cache=data_cache)
     print(dataset.describe())
-    x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], record["seed"])
-    recipe, batch_size, classes = recipe_of(record), record["batch_size"], dataset.num_classes
+    x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], seed)
+    classes = dataset.num_classes
     check_batch_size(batch_size, len(x_train))
     if recipe["small_crops"] >= min(x_train.shape[1:3]):
         raise ParameterError(
@@ -152,18 +195,13 @@ def run_training(*, overwrite=False, **params):
         if recipe == ARTICLE_RECIPE:
             compile_like_article(model)
         else:
-            compile_recipe(model, recipe, record["epochs"], -(-len(x_train) // batch_size))
+            compile_recipe(model, recipe, epochs, -(-len(x_train) // batch_size))
     if record["validation"] == "holdout":  # the test split is scored once, at the end
         run.test_data = (pixels_to_float(dataset.x_test), one_hot(dataset.y_test, classes))
     initial_epoch = run.resume(model)
     board = keras.callbacks.TensorBoard(str(run.run_dir / LOGS))  # tensorboard --logdir <folder>
     validation_data = (pixels_to_float(x_val), one_hot(y_val, classes))
-    small_epochs = small_crop_epochs(recipe, record["epochs"])
-    run.in_parts = small_epochs > 0
-    # Epochs 1..small_epochs on small random crops (if the recipe says so), then whole pictures:
-    # one fit per picture size, so that each is compiled for fixed shapes.
-    parts = [(recipe["small_crops"], small_epochs)] if small_epochs else []
-    for size, last_epoch in parts + [(None, record["epochs"])]:
+    for size, last_epoch in parts + [(None, epochs)]:
         if size and last_epoch <= initial_epoch:
             continue  # that part is done (resumed after it)
         augment = make_augmenter(recipe, size)
@@ -176,7 +214,7 @@ def run_training(*, overwrite=False, **params):
         else:
             training_data = {
                 "x": make_pipeline(
-                    x_train, y_train, classes, batch_size, shuffle=True, seed=record["seed"], augment=augment
+                    x_train, y_train, classes, batch_size, shuffle=True, seed=seed, augment=augment
                 ),
                 "shuffle": False,
             }  # the pipeline shuffles, every epoch anew
