@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import socket
 import sys
 import time
@@ -24,17 +26,40 @@ from pathlib import Path
 TEMPORARY_PREFIX = "tmp-"
 
 
+def temporary_name(name):
+    """A temporary name for ``name`` that no other writer uses: ``tmp-<pid>-<random>-<name>``.
+
+    Unique per process and per call, so two writers of the same file (two threads, two
+    processes) never write into each other's temporary file; it ends with ``name``, so it
+    keeps the suffix (Keras checks ``.keras``, ``.weights.h5``...).
+    """
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{name}"
+
+
+def is_temporary_of(entry, name):
+    """Whether the file name ``entry`` is a temporary file of ``name``.
+
+    Both :func:`temporary_name`'s names and the ``tmp-<name>`` that earlier versions of
+    this project used (and may have left in a run folder) count.
+    """
+    return (
+        re.fullmatch(re.escape(TEMPORARY_PREFIX) + r"(?:\d+-[0-9a-f]+-)?" + re.escape(name), entry)
+        is not None
+    )
+
+
 @contextlib.contextmanager
 def replacing(path):
     """Yield a temporary path beside ``path``; when the block ends without error, it becomes ``path``.
 
-    The temporary name keeps the file's suffix (Keras checks ``.keras``,
-    ``.weights.h5``...). If the block fails, the temporary file is removed and
-    ``path`` is left as it was.
+    The temporary name (:func:`temporary_name`) is unique to this call and keeps the
+    file's suffix. Two writers of the same path each write their own temporary file and
+    each replaces ``path`` in one step: the result is one of their complete contents. If
+    the block fails, the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(TEMPORARY_PREFIX + path.name)
+    temporary = path.with_name(temporary_name(path.name))
     try:
         yield temporary
         _flush_file(temporary)
