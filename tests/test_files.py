@@ -9,6 +9,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -135,3 +136,45 @@ def test_windows_a_stale_lock_on_this_machine_is_taken_over_without_a_signal(win
     files.write_json(lock, {**files._me(), "pid": 4321, "heartbeat": 0})
     with pytest.raises(files.LockedError):
         files.acquire_lock(lock)
+
+
+# --- two writers of one file ---------------------------------------------------------
+
+
+def test_two_writers_of_one_file_never_collide(tmp_path):
+    """Each writer has its own temporary file: both complete, the file is one whole content.
+
+    With one shared temporary name, one writer's rename takes the other's file away
+    (FileNotFoundError) or the file holds a mix of the two.
+    """
+    path, rounds = tmp_path / "history.json", 30
+    contents = {letter: letter * 200_000 for letter in "ab"}
+    barrier, errors = threading.Barrier(2), []
+
+    def write(letter):
+        for _ in range(rounds):
+            barrier.wait()
+            try:
+                files.write_text(path, contents[letter])
+            except Exception as error:  # noqa: BLE001 - any exception is the failure looked for
+                errors.append(repr(error))
+            barrier.wait()
+            assert path.read_text() in contents.values()
+
+    threads = [threading.Thread(target=write, args=(letter,)) for letter in contents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    assert path.read_text() in contents.values() and os.listdir(tmp_path) == ["history.json"]
+
+
+def test_temporary_names_are_unique_keep_the_suffix_and_are_recognised():
+    names = {files.temporary_name("model.weights.h5") for _ in range(100)}
+    assert len(names) == 100
+    assert all(n.startswith(f"tmp-{os.getpid()}-") and n.endswith(".weights.h5") for n in names)
+    assert all(files.is_temporary_of(n, "model.weights.h5") for n in names)
+    assert files.is_temporary_of("tmp-model.keras", "model.keras")  # an earlier version's name
+    for other in ("model.keras", "tmp-notes.txt", "tmp-12-ab-xmodel.keras", "tmp-12-ab-model.keras.part"):
+        assert not files.is_temporary_of(other, "model.keras")
