@@ -13,7 +13,7 @@ import sys
 
 import keras
 
-from vggcifar import runs
+from vggcifar import files, runs
 from vggcifar.data import make_synthetic
 from vggcifar.model import build_vgg16
 from vggcifar.runs import RunFolder
@@ -55,7 +55,7 @@ def main(run_dir, point):
 
         def save_half_then_die(path, *args, **kwargs):
             save_weights(path, *args, **kwargs)
-            if os.path.basename(path).startswith("tmp-epoch-0002"):
+            if files.is_temporary_of(os.path.basename(path), "epoch-0002.weights.h5"):
                 with open(path, "r+b") as f:
                     f.truncate(os.path.getsize(path) // 2)
                 die()

@@ -282,11 +282,13 @@ def test_a_new_start_removes_temporary_files_of_a_killed_write(interrupted_run):
     leftovers = [
         run_dir / "tmp-model.keras",
         run_dir / "tmp-history.json",
+        run_dir / "tmp-4321-0a1b2c3d-history.csv",  # this version's names: tmp-<pid>-<random>-<name>
         run_dir / runs.BACKUP / "tmp-x.weights.h5",
     ]
     for path in leftovers:
         path.write_bytes(b"cut off")
     (run_dir / "tmp-notes.txt").write_text("not a name of ours: stays")
+    (run_dir / "tmp-4321-0a1b2c3d-notes.txt").write_text("nor this one: stays")
     train(tiny_model(), dataset, run_dir)
     assert runs.is_finished(run_dir) and not any(path.exists() for path in leftovers)
-    assert (run_dir / "tmp-notes.txt").exists()
+    assert (run_dir / "tmp-notes.txt").exists() and (run_dir / "tmp-4321-0a1b2c3d-notes.txt").exists()

@@ -55,6 +55,7 @@ from .files import (
     LockedError,
     acquire_lock,
     held_by_me,
+    is_temporary_of,
     read_json,
     refresh_lock,
     release_lock,
@@ -398,13 +399,16 @@ def remove_run_files(run_dir):
 def remove_leftovers(run_dir):
     """Remove the temporary files that a write cut off by a dead kernel left in ``run_dir``.
 
-    Only the temporary names of this project's own files (``tmp-model.keras``...) and any
-    temporary file in ``backup/`` go: an interrupted save of the model leaves one as big as
-    the model. Called while this process holds the folder's lock, so no write is under way.
+    Only the temporary names of this project's own files (``tmp-<pid>-<random>-model.keras``,
+    or an earlier version's ``tmp-model.keras``...; see :func:`vggcifar.files.is_temporary_of`)
+    and any temporary file in ``backup/`` go: an interrupted save of the model leaves one as
+    big as the model. Called while this process holds the folder's lock, so no write is under way.
     """
     run_dir = Path(run_dir)
-    for name in (*RUN_FILES, *NOTEBOOK_FILES, STATE):
-        (run_dir / (TEMPORARY_PREFIX + name)).unlink(missing_ok=True)
+    ours = (*RUN_FILES, *NOTEBOOK_FILES, STATE)
+    for path in run_dir.glob(TEMPORARY_PREFIX + "*"):
+        if any(is_temporary_of(path.name, name) for name in ours):
+            path.unlink(missing_ok=True)
     for path in (run_dir / BACKUP).glob(TEMPORARY_PREFIX + "*"):
         path.unlink(missing_ok=True)
 
