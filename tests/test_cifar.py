@@ -2,12 +2,14 @@
 
 import os
 import pickle
+import re
 import tarfile
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import run_memory_limited
 from vggcifar import cifar, data
 from vggcifar.data import DataError, load_data
 
@@ -102,7 +104,7 @@ def test_a_damaged_archive_gets_a_clear_error(official, damage):
 def test_a_missing_or_empty_batch_is_named(tmp_path):
     folder = write_batches(tmp_path / cifar.FOLDER)
     (folder / "data_batch_4").write_bytes(b"")
-    with pytest.raises(DataError, match="batch 'data_batch_4' cannot be read"):
+    with pytest.raises(DataError, match=r"batch 'data_batch_4' in '.*cifar-10-batches-py' cannot be read"):
         load_data(str(folder))
     (folder / "data_batch_5").unlink()  # the test batch, which marks the folder, stays
     with pytest.raises(DataError, match="data_batch_5' is missing"):
@@ -183,3 +185,67 @@ def test_a_batch_missing_beside_the_unpacked_folder_is_named_with_its_path(tmp_p
         load_data(str(tmp_path / "downloads"))
     with pytest.raises(DataError, match=r"cifar-10-batches-py/test_batch' is missing"):
         load_data(str(folder))
+
+
+TIB = 2**40
+#: Tiny batches that ask Python or NumPy for 1 TiB (or a memo list of 2**31 slots) while they load.
+CRAFTED = {
+    # BINBYTES8 announcing 1 TiB, followed by two bytes
+    "bytes": b"\x80\x04\x8e" + TIB.to_bytes(8, "little") + b"xx",
+    # _reconstruct(ndarray, (2**40,), b"b"): NumPy allocates the array before any data
+    "array": b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+    + b"\x8a\x06"
+    + TIB.to_bytes(6, "little")
+    + b"\x85C\x01b\x87R.",
+    # a dict whose BUILD state gives an empty array the shape (2**40,) of objects
+    "object array": b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+    + b"(K\x01\x8a\x06"
+    + TIB.to_bytes(6, "little")
+    + b"\x85cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R\x89]tb.",
+    # LONG_BINPUT into memo slot 2**31: Python's memo list grows to that size first
+    "memo": b"\x80\x02Nr" + (2**31).to_bytes(4, "little") + b".",
+}
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED))
+def test_a_tiny_crafted_batch_cannot_ask_for_a_terabyte(tmp_path, kind):
+    """In a process capped at 1 GiB, each crafted batch (a few dozen bytes) is refused with
+    the named error, never a MemoryError: sizes are checked before anything is allocated."""
+    folder = write_batches(tmp_path / cifar.FOLDER)
+    (folder / "data_batch_2").write_bytes(CRAFTED[kind])
+    out = run_memory_limited(
+        "from vggcifar.data import load_data; load_data(sys.argv[3])", folder, limit=2**30
+    )
+    print(f"crafted {kind!r} batch: peak RSS {out['peak_rss_mb']:.0f} MB")
+    assert out.get("error") == "DataError", out
+    message = out["message"]
+    assert message.startswith(f"data: the CIFAR-10 batch 'data_batch_2' in {str(folder)!r}"), message
+    expected = {
+        "bytes": r"it announces 1,099,511,627,776 bytes, more than the 2 left in the file",
+        "array": r"asks for an array of shape \(1099511627776,\) .* more than the 67,108,864 bytes "
+        r"\(MAX_ARRAY_BYTES\)",
+        "object array": r"arrays of dtype object are not allowed, only numbers",
+        "memo": r"numbers a memo slot 2,147,483,648, beyond the 2 opcodes before it",
+    }[kind]
+    assert re.search(expected, message), message
+    assert "nothing in it was run" in message and out["peak_rss_mb"] < 200, out
+
+
+def test_every_cut_point_of_the_archive_gives_the_named_error(official, monkeypatch):
+    _, archive = official
+    raw = archive.read_bytes()
+    cut = archive.with_name("cut.tar.gz")
+    for length in np.linspace(0, len(raw) - 1, 20).astype(int):
+        cut.write_bytes(raw[:length])
+        monkeypatch.setattr(cifar, "SHA256", cifar.sha256_of(cut))  # the reader itself must cope
+        with pytest.raises(DataError, match=r"data: (the archive '.*cut.tar.gz' is damaged or cut short|)"):
+            load_data(str(cut))
+
+
+def test_a_cut_short_batch_gives_the_named_error(tmp_path):
+    folder = write_batches(tmp_path / cifar.FOLDER)
+    raw = (folder / "test_batch").read_bytes()
+    for length in np.linspace(0, len(raw) - 1, 10).astype(int):
+        (folder / "test_batch").write_bytes(raw[:length])
+        with pytest.raises(DataError, match=r"batch 'test_batch' in .* cannot be read"):
+            load_data(str(folder))
