@@ -20,18 +20,23 @@ come from the file (CIFAR-10's largest array, a batch's ``data``, is 10,000 x 3,
 the official 31 MB), reading CIFAR-10 holds a few hundred MB at most, whatever the files say.
 
 :func:`download` fetches the archive through ``keras.utils.get_file`` (kept in
-``~/.keras/datasets``, never unpacked) and checks it against the published SHA-256;
+``~/.keras/datasets`` or the ``data_cache`` folder, never unpacked) and checks it against
+the published SHA-256 before it replaces anything;
 :func:`read_cifar10` reads the archive, the ``cifar-10-batches-py/`` folder it unpacks to,
 or the folder that holds that one.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import pickle
 import pickletools
+import shutil
 import tarfile
+import uuid
 import zlib
 from pathlib import Path
 
@@ -296,6 +301,12 @@ def _read_archive(path):
                         "CIFAR-10 batch; refused before reading it"
                     )
                 batches[name] = archive.extractfile(member).read()
+                if len(batches[name]) != member.size:
+                    raise EOFError(
+                        f"{member.name!r} holds {len(batches[name]):,} of its {member.size:,} bytes"
+                    )
+            while archive.fileobj.read(2**20):  # to the gzip trailer, whose check sum and length
+                pass  # tell an archive cut in its last bytes
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise DataError(
             f"data: the archive {str(path)!r} is damaged or cut short ({error}); download it again"
@@ -306,26 +317,103 @@ def _read_archive(path):
     return batches
 
 
+#: The published archive's size (about 170 MB): the free space a download needs in the cache folder.
+ARCHIVE_BYTES = 170_498_071
+#: ``errno`` values that mean the cache folder, not the network, is the problem.
+CACHE_FOLDER_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EISDIR", "EEXIST", "EFBIG")
+    if hasattr(errno, name)
+)
+
+
+class DownloadError(DataError):
+    """The download itself failed (no internet, a server error, a damaged transfer)."""
+
+
+def cache_folder(cache=None):
+    """The folder that keeps the archive: ``<cache>/datasets``, by default Keras' ``~/.keras/datasets``."""
+    base = Path(cache) if cache is not None else Path(os.environ.get("KERAS_HOME", "~/.keras"))
+    return base.expanduser() / "datasets"
+
+
 def download(cache=None):
     """The published archive, downloaded once and checked against its SHA-256; its path.
 
-    It is kept in ``<cache>/datasets/`` (by default ``~/.keras/datasets/``): a copy that is
-    there and whole is used without downloading again; a damaged one is downloaded anew.
-    On Colab a ``cache`` on Google Drive outlives the machine, so the other notebooks and
-    later sessions skip the download.
+    It is kept in :func:`cache_folder` (by default ``~/.keras/datasets/``): a copy that is
+    there and whole is used without downloading again. A damaged one is never deleted
+    before a verified replacement is complete: the new archive is downloaded under a
+    temporary name beside it, checked, and only then put in its place; a failed download
+    leaves the old copy as it was, and the error says so. Problems of the cache folder
+    itself (a file where the folder should be, not writable, full) are named as such,
+    before the download starts where they can be seen then. On Colab a ``cache`` on
+    Google Drive outlives the machine, so the other notebooks and later sessions skip
+    the download.
     """
     import keras
 
-    if cache is not None:
-        Path(cache).expanduser().mkdir(parents=True, exist_ok=True)
-    return Path(
-        keras.utils.get_file(
-            ARCHIVE,
-            URL,
-            file_hash=SHA256,
-            hash_algorithm="sha256",
-            cache_dir=None if cache is None else str(Path(cache).expanduser()),
+    folder = cache_folder(cache)
+    target = folder / ARCHIVE
+    old = "no earlier copy was there"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is where the archive should be", str(target))
+        if target.exists():
+            if sha256_of(target) == SHA256:
+                return target
+            old = (
+                f"the copy already there, {str(target)!r}, fails the checksum (damaged or cut "
+                "short); it was left as it is, not deleted, and not used"
+            )
+        free = shutil.disk_usage(folder).free
+        if free < ARCHIVE_BYTES:
+            raise OSError(errno.ENOSPC, f"{free:,} bytes free, {ARCHIVE_BYTES:,} needed", str(folder))
+        part = folder / f"{ARCHIVE}.{uuid.uuid4().hex[:12]}.part"
+        part.touch(exist_ok=False)  # can this folder be written? (Drive and ACLs defeat os.access)
+        part.unlink()
+    except OSError as error:
+        raise _cache_error(folder, cache, error, old) from error
+    try:
+        got = Path(
+            keras.utils.get_file(
+                part.name,
+                URL,
+                file_hash=SHA256,
+                hash_algorithm="sha256",
+                cache_dir=str(folder.parent),
+                cache_subdir=folder.name,
+            )
         )
+        if got != part:  # Keras wrote elsewhere (it falls back to /tmp when it finds no write access)
+            shutil.copyfile(got, part)
+            got.unlink()
+        found = sha256_of(part)
+        if found != SHA256:
+            raise ValueError(f"the downloaded file's SHA-256 is {found}, the published one {SHA256}")
+        os.replace(part, target)  # the old copy, if any, goes only now, for a verified one
+    except OSError as error:
+        if error.errno in CACHE_FOLDER_ERRNOS:
+            raise _cache_error(folder, cache, error, old) from error
+        raise DownloadError(
+            f"could not download CIFAR-10 ({type(error).__name__}: {error}); {old}"
+        ) from error
+    except Exception as error:  # urllib, SSL, socket, HTTP and checksum errors alike
+        raise DownloadError(
+            f"could not download CIFAR-10 ({type(error).__name__}: {error}); {old}"
+        ) from error
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+def _cache_error(folder, cache, error, old):
+    setting = "data_cache" if cache is not None else "data_cache=None (Keras' own folder)"
+    return DataError(
+        f"data_cache: the cache folder {str(folder)!r} ({setting}) cannot keep CIFAR-10 "
+        f"({type(error).__name__}: {error}); this is the folder, not the internet connection. "
+        f"It needs to be a writable folder with about {ARCHIVE_BYTES // 10**6} MB free: free some "
+        "space, or set data_cache to another folder. Meanwhile " + old
     )
 
 
