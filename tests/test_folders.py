@@ -272,3 +272,26 @@ def test_every_cut_point_of_the_shipped_sample_gives_the_named_error(tmp_path, m
     monkeypatch.setattr(data, "_SAMPLE_ARRAYS", {})
     with pytest.raises(DataError, match=r"data='sample': the CIFAR-10 sample .* is damaged or altered"):
         load_data("sample")
+
+
+def test_float_and_32_bit_pictures_are_scaled_not_blackened(tmp_path):
+    """A 32-bit float TIFF (0-1, as scientific software writes it) used to come out all black."""
+    ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    cases = {
+        "unit.tif": (ramp, ramp),  # 0-1: times 255
+        "wide.tif": (ramp * 4000 - 1000, ramp),  # another range: stretched from min to max
+        "int32.tif": ((ramp * 2**20).astype(np.int32), ramp),  # beyond 16 bits: from min to max
+    }
+    for name, (pixels, expected) in cases.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+        got = read_picture(tmp_path / name, size=(64, 64))
+        assert got.shape == (64, 64, 3) and (got[..., 0] == got[..., 2]).all()
+        np.testing.assert_allclose(got[..., 0], np.round(expected * 255), atol=1.5, err_msg=name)
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(PictureError, match="has NaN or infinite pixels"):
+        read_picture(tmp_path / "nan.tif")
+
+
+def test_an_unsupported_pixel_mode_is_named_with_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"pixel mode 'La' is not supported; allowed: 1, L, LA, P,"):
+        folders.to_rgb(Image.new("La", (4, 4)))

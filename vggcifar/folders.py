@@ -368,9 +368,42 @@ def _with_picture(raw, name, max_pixels, formats, use):
         raise DataError(f"data: cannot read picture {name!r} as {' or '.join(formats)}: {error}") from error
 
 
+#: Pillow pixel modes that convert to RGB as they are (colour, grey, palette, with or without alpha).
+CONVERTIBLE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+#: 16-bit grey (PNG, TIFF): scaled to 8 bits, since a plain conversion clips them to white.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+#: 32-bit grey, whole numbers ("I") or floats ("F", scientific TIFFs): scaled from their range.
+WIDE_MODES = ("I", "F")
+#: Every mode :func:`to_rgb` reads, named in its error.
+PICTURE_MODES = CONVERTIBLE_MODES + SIXTEEN_BIT_MODES + WIDE_MODES
+
+
 def to_rgb(picture):
-    """A Pillow picture as RGB ``uint8`` pixels, 16-bit ones scaled rather than clipped."""
-    if picture.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grey (PNG)
-        gray = np.clip(np.asarray(picture).astype("int64") >> 8, 0, 255).astype("uint8")
+    """A Pillow picture as RGB ``uint8`` pixels, deep ones scaled rather than clipped.
+
+    16-bit grey is shifted to 8 bits. 32-bit grey ("I", "F") is scaled from its range:
+    floats within 0-1 (the usual convention) become 0-255, whole numbers within 0-65535
+    are taken as 16-bit, and anything else is stretched from its minimum to its maximum;
+    Pillow's own conversion truncates floats, turning a 0-1 picture all black. Raises
+    ValueError for another mode, or for NaN or infinite pixels, naming what is allowed.
+    """
+    if picture.mode in SIXTEEN_BIT_MODES or picture.mode in WIDE_MODES:
+        values = np.asarray(picture, dtype="float64" if picture.mode == "I" else "float32")
+        if not np.isfinite(values).all():
+            raise ValueError(f"the picture (mode {picture.mode}) has NaN or infinite pixels")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if picture.mode == "F" and low >= 0 and high <= 1:
+            gray = values * 255
+        elif picture.mode != "F" and low >= 0 and high <= 65535:
+            gray = values / 256  # the 8 high bits of 16
+        elif high > low:
+            gray = (values - low) * (255 / (high - low))
+        else:  # one value everywhere, outside 0-1: black below, white above
+            gray = np.full(values.shape, 0 if high < 0 else 255)
+        gray = np.clip(np.floor(gray + (0.5 if picture.mode == "F" else 0)), 0, 255).astype("uint8")
         return np.repeat(gray[..., None], 3, axis=-1)
+    if picture.mode not in CONVERTIBLE_MODES:
+        raise ValueError(
+            f"the picture's pixel mode {picture.mode!r} is not supported; allowed: {', '.join(PICTURE_MODES)}"
+        )
     return np.asarray(picture.convert("RGB"))
