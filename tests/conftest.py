@@ -50,3 +50,46 @@ def write_image_folder(root, layout, size=(32, 32), suffix=".png", seed=0):
                 pixels = np.clip(k * 20 + rng.integers(0, 10, (*size, 3)), 0, 255).astype("uint8")
                 Image.fromarray(pixels).save(folder / f"{n:04d}{suffix}")
     return Path(root)
+
+
+MEMORY_LIMITED = """
+import json, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+out = {}
+try:
+    exec(sys.argv[2])
+    out["result"] = "read"
+except BaseException as error:  # MemoryError included: the test says which one it got
+    out["error"], out["message"] = type(error).__name__, str(error)
+# the high-water mark of this program's memory (ru_maxrss would also count pytest's, from before exec)
+status = open("/proc/self/status").read()
+out["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+print("RESULT", json.dumps(out))
+"""
+
+
+def run_memory_limited(code, *args, limit=2**30, timeout=300):
+    """Run ``code`` (with ``args`` as ``sys.argv[3:]``) in a fresh Python whose address space is
+    capped at ``limit`` bytes; ``{"error", "message", "peak_rss_mb"}`` or ``{"result": "read", ...}``,
+    where ``peak_rss_mb`` is the child's peak resident memory (VmHWM), the interpreter included.
+
+    Linux only (RLIMIT_AS bounds the address space there; macOS ignores it), so the test skips
+    elsewhere. A reader that would allocate past the cap gets MemoryError, reported as such.
+    """
+    import json
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("RLIMIT_AS caps a process's memory on Linux only; elsewhere it is not enforced")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_LIMITED, str(limit), code, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0 and "RESULT " in result.stdout, result.stderr[-3000:]
+    return json.loads(result.stdout.split("RESULT ", 1)[1])

@@ -131,15 +131,15 @@ def load_cifar10(path=None, cache=None):
     ``path`` names ``cifar-10-python.tar.gz``, the ``cifar-10-batches-py/`` folder it
     unpacks to, or the folder holding that one. Either way the batches are read by
     :mod:`vggcifar.cifar`, which runs no pickle code. A failed download gets a message
-    that names the offline sources.
+    that names the offline sources and says what became of an earlier cached copy; a
+    cache folder that cannot keep the archive is named as the problem instead.
     """
     if path is None:
         try:
-            path = cifar.download(cache)
-        except Exception as error:  # urllib, SSL, socket, checksum and partial-download errors alike
+            path = cifar.download(cache)  # a problem of the cache folder is its own DataError
+        except cifar.DownloadError as error:
             raise DataError(
-                "data='cifar10': could not download CIFAR-10 "
-                f"({type(error).__name__}: {error}). This needs internet access to "
+                f"data='cifar10': {error}. This needs internet access to "
                 "www.cs.toronto.edu. Without it, use one of the offline sources: "
                 "data='sample' (5,000 real CIFAR-10 pictures inside the package), "
                 "data='synthetic' (generated pictures, for trying the code), "
