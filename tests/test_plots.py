@@ -89,3 +89,15 @@ def test_red_line_names_what_the_run_validated_on():
     assert labels == ["training", "test"]  # the article's way
     held_out = plot_history(history, with_article=False, validation="holdout")["loss"].axes[0].lines
     assert [line.get_label() for line in held_out] == ["training", "validation (held out)"]
+
+
+def test_a_run_folders_history_reads_as_fit_returns_it(tmp_path):
+    """04 plots history.history[...] whether history came from model.fit or from a run folder."""
+    from vggcifar import runs
+
+    saved = {"epoch": [1, 2], "loss": [2.0, 1.5], "accuracy": [0.2, 0.4], "val_loss": [2.1, 1.9]}
+    (tmp_path / runs.HISTORY).write_text(json.dumps({**saved, "val_accuracy": [0.1, 0.3]}))
+    history = runs.load_fit_history(tmp_path)
+    assert history.epoch == [0, 1]  # as Keras counts them
+    assert history.history == {**{k: v for k, v in saved.items() if k != "epoch"}, "val_accuracy": [0.1, 0.3]}
+    assert "2 epochs" in repr(history)

@@ -155,3 +155,20 @@ def test_article_size_files_weigh_what_they_hold(tmp_path):
     pictures = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
     reloaded = {**reload_model_files(paths, build_vgg16), "run": load_saved_model(run_dir / runs.MODEL)}
     assert max(prediction_differences(model, reloaded, pictures).values()) < 1e-6
+
+
+def test_working_folder_saves_plain_names_into_the_run_folder_and_comes_back(tmp_path):
+    """05 saves with the article's plain file names inside ``with working_folder(run_dir)``."""
+    import os
+
+    from vggcifar.files import working_folder
+
+    before = os.getcwd()
+    with working_folder(tmp_path / "run") as folder:
+        assert os.getcwd() == str((tmp_path / "run").resolve()) and folder == tmp_path / "run"
+        with open("cifar10-CNN.weights.h5", "w") as file:
+            file.write("x")
+    assert os.getcwd() == before and (tmp_path / "run" / "cifar10-CNN.weights.h5").is_file()
+    with pytest.raises(RuntimeError, match="cut off"), working_folder(tmp_path / "run"):
+        raise RuntimeError("cut off")
+    assert os.getcwd() == before

@@ -72,6 +72,25 @@ def replacing(path):
         temporary.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def working_folder(path):
+    """Inside the block ``path`` is the working folder, so plain file names land there.
+
+    Notebook 05 saves the article's files with the article's plain names
+    (``model.save("cifar10-CNN.h5")``) and wants them in the run folder. The folder is
+    made if missing; the working folder before is restored when the block ends, error
+    or not (``contextlib.chdir`` does the same from Python 3.11 on).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(before)
+
+
 def write_text(path, text):
     """Write ``text`` (UTF-8) to ``path`` through :func:`replacing`."""
     with replacing(path) as temporary:

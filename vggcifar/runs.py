@@ -586,6 +586,30 @@ def load_history(run_dir):
     return read_json(path)
 
 
+class FitHistory:
+    """A run's history in the form ``model.fit`` returns it (a ``keras.callbacks.History``).
+
+    ``history.history`` maps each metric (``loss``, ``accuracy``, ``val_loss``,
+    ``val_accuracy``) to one number per epoch, and ``history.epoch`` counts the epochs
+    from 0, so code written for ``history = model.fit(...)`` reads a run folder unchanged.
+    """
+
+    def __init__(self, saved):
+        saved = dict(saved)
+        epochs = saved.pop("epoch", None)
+        self.history = {key: list(values) for key, values in saved.items()}
+        count = len(next(iter(self.history.values()), []))
+        self.epoch = [int(e) - 1 for e in epochs] if epochs else list(range(count))
+
+    def __repr__(self):
+        return f"FitHistory({len(self.epoch)} epochs: {', '.join(self.history)})"
+
+
+def load_fit_history(run_dir):
+    """:func:`load_history` as a :class:`FitHistory`: ``history.history["val_loss"]`` and so on."""
+    return FitHistory(load_history(run_dir))
+
+
 def load_params(run_dir):
     try:
         return read_json(Path(run_dir) / PARAMS)
