@@ -1,9 +1,10 @@
 """Step 4 — plots: accuracy and loss per epoch, and grids of pictures.
 
 As in the article there are two figures, one for accuracy and one for loss,
-training in blue and test in red, drawn with ``plt`` by :func:`plot_metric` (the
-code notebook 04 shows, ``# @save``). :func:`add_article_curves` draws the article's
-published curves beside them, dashed, so a run can be compared with the original.
+training in blue and test in red. Notebook 04 draws them first with plain ``plt``
+calls, as the post does; :func:`plot_metric` is the same in fewer lines (04 defines it
+after, ``# @save``), and :func:`add_article_curves` draws the article's published
+curves beside them, dashed, so a run can be compared with the original.
 """
 
 from __future__ import annotations
