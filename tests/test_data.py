@@ -34,6 +34,16 @@ def test_synthetic_is_seeded():
     assert not np.array_equal(a.x_train, data.make_synthetic(per_class=5, seed=4).x_train)
 
 
+def test_load_data_unpacks_into_the_articles_four_arrays():
+    """Like keras.datasets.cifar10.load_data(): (x_train, y_train), (x_test, y_test)."""
+    dataset = load_data("sample")
+    (x_train, y_train), (x_test, y_test) = dataset
+    assert x_train is dataset.x_train and y_train is dataset.y_train
+    assert x_test is dataset.x_test and y_test is dataset.y_test
+    assert x_train.shape == (4000, 32, 32, 3) and y_test.shape == (1000,)
+    assert keras.utils.to_categorical(y_train, 10).shape == (4000, 10)
+
+
 def test_load_data_synthetic_with_subset():
     dataset = load_data("synthetic", subset=20, seed=0)
     assert dataset.x_train.shape == (200, 32, 32, 3)

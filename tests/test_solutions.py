@@ -228,6 +228,8 @@ def check_02_model(printed, folder):
     assert "new: dropout1 (Dropout, rate 0.5) after fc1, 0 parameters" in printed["exercise-2-code"]
     assert "fc1: 2,101,248 -> 8,392,704 parameters (+6,291,456)" in printed["exercise-3-code"]
     assert "fc_units = 512" in printed["exercise-4-code"]
+    assert "block 3 agrees with vgg_block." in printed["exercise-5-code"]
+    assert "the same in vgg_block: True" in printed["exercise-5-code"]
 
 
 def check_03_training(printed, folder):

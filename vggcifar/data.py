@@ -1,6 +1,8 @@
 """Step 1 — the data: CIFAR-10, a sample of it that ships in the package, and offline stand-ins.
 
-``load_data(data)`` is the one entry point. ``data`` names the source:
+``load_data(data)`` is the one entry point; what it returns unpacks as the article's
+``keras.datasets.cifar10.load_data()`` does, ``(x_train, y_train), (x_test, y_test)``.
+``data`` names the source:
 
 * ``"cifar10"`` (the default, as in the article): the real CIFAR-10, downloaded once
   (about 170 MB, checked against its published SHA-256) and cached by Keras, read by
@@ -55,7 +57,14 @@ __all__ = ["DataError", "Dataset", "load_data", "one_hot", "CIFAR10_CLASSES", "S
 
 @dataclasses.dataclass
 class Dataset:
-    """Pictures and labels of one source, split into train and test."""
+    """Pictures and labels of one source, split into train and test.
+
+    It unpacks like ``keras.datasets.cifar10.load_data()``, the article's call, into its
+    four arrays: ``(x_train, y_train), (x_test, y_test) = load_data(data)``; the source's
+    description, notes and class names stay on the object. The labels are class numbers
+    of shape ``(n,)``, where Keras' CIFAR-10 gives ``(n, 1)``: ``to_categorical`` turns
+    both into the same one-hot rows.
+    """
 
     x_train: np.ndarray  # (n, height, width, 3) uint8
     y_train: np.ndarray  # (n,) int, class numbers
@@ -64,6 +73,10 @@ class Dataset:
     class_names: tuple
     source: str  # a one-line description, printed wherever the data is shown
     notes: list = dataclasses.field(default_factory=list)  # caveats a reader must see
+
+    def __iter__(self):
+        """``(x_train, y_train)``, then ``(x_test, y_test)``: the article's four arrays."""
+        return iter(((self.x_train, self.y_train), (self.x_test, self.y_test)))
 
     @property
     def num_classes(self):
