@@ -296,6 +296,7 @@ def test_every_notebook_runs_under_nbval(prepared):
     assert json.loads((one / "history.json").read_text())["epoch"] == [1, 2]
     params = json.loads((one / "params.json").read_text())
     assert (params["batch_size"], params["epochs"], params["subset"]) == (16, 2, SMALL["subset"])
+    assert params["validation"] == "holdout"  # 08 compares runs on held-out pictures, not the test set
     assert list((one / "logs" / "validation").glob("events.out.tfevents.*"))
     assert (one / "notebooks" / "03_training.ipynb").is_file()
     table = (sweep / "results.csv").read_text().splitlines()
