@@ -59,6 +59,7 @@ LINE_LENGTH = 110
 TITLE = re.compile(r"step (\d+) of \d+\s*:\s*(.+)$", re.IGNORECASE)
 FIRST_IMPORT = "vggcifar"  # `import vggcifar` comes first: it quiets TensorFlow's start-up messages
 MARKER = "<!-- ja -->"
+SETUP_TITLE = "# @title Setup"  # a step's one setup cell, folded in Colab
 COLAB_LOGO = "https://www.tensorflow.org/images/colab_logo_32px.png"
 GITHUB_LOGO = "https://www.tensorflow.org/images/GitHub-Mark-32px.png"
 
@@ -74,8 +75,28 @@ def read_step(name):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
 
 
+def _split_setup_cell(notebook):
+    """A step whose one setup cell (id ``install``, ``# @title Setup``) also imports: its
+    install part and its imports part as two cells, as 00 joins them (``import vggcifar``
+    starts the imports)."""
+    ids = [cell.get("id") for cell in notebook.cells]
+    if "imports" in ids or "install" not in ids:
+        return notebook
+    notebook = copy.deepcopy(notebook)
+    at = ids.index("install")
+    install = notebook.cells[at]
+    head, marker, tail = install.source.partition(f"\nimport {FIRST_IMPORT}")
+    if not marker:
+        return notebook
+    install.source = head.removeprefix(SETUP_TITLE + "\n").rstrip() + "\n"
+    install.metadata = {}
+    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(marker.lstrip("\n") + tail, id="imports"))
+    return notebook
+
+
 def split_step(name, notebook):
     """``({setup id: cell}, [the step's own cells])`` of one step notebook."""
+    notebook = _split_setup_cell(notebook)
     ids = [cell.get("id") for cell in notebook.cells]
     missing = [i for i in REQUIRED_IDS if i not in ids]
     if missing:
@@ -661,6 +682,7 @@ def _origins(cell_id, committed, steps):
 
 
 def _cell(notebook, cell_id):
+    notebook = _split_setup_cell(notebook)
     return next(cell for cell in notebook.cells if cell.get("id") == cell_id)
 
 

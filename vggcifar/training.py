@@ -121,6 +121,51 @@ def seed_everything(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
+#: The parameters of the step notebooks' ``parameters`` cells, and those a run's ``params.json`` records.
+NOTEBOOK_PARAMETERS = (
+    "data", "subset", "seed", "epochs", "batch_size", "run_dir", "data_cache",
+    "precision", "strategy", "validation", "deterministic", "overwrite", "speedups",
+)  # fmt: skip
+RUN_PARAMETERS = (
+    "data", "subset", "seed", "epochs", "batch_size", "run_dir",
+    "precision", "strategy", "validation", "deterministic",
+)  # fmt: skip
+
+
+def use_parameters(namespace):
+    """A notebook's one setup line: check its parameters, apply them, return the run's record.
+
+    ``namespace`` is the notebook's ``globals()``: the parameters its ``parameters`` cell
+    set are read from there, by their names (:func:`check_params` knows them all; other
+    names are ignored). Every one is checked first (a :class:`ParameterError` names the
+    first bad one). Then, where the notebook has them: Google Drive is mounted when
+    ``run_dir`` or ``data_cache`` lie on it (Colab); ``seed`` (and ``deterministic``) seed
+    the subset, the split and the starting weights; ``precision`` becomes Keras' global
+    dtype policy and ``strategy`` TensorFlow's global distribution strategy, so that a
+    model built and compiled after this line takes both (what 03's "Going further"
+    explains). Returns :func:`run_params` of the run parameters present, as ``params.json``
+    records them, for ``RunFolder(run_dir, params)``.
+    """
+    from .environment import mount_drive_if_needed
+
+    given = {name: namespace[name] for name in NOTEBOOK_PARAMETERS if name in namespace}
+    checked = check_params(**given)
+    for folder in ("run_dir", "data_cache"):
+        if checked.get(folder) is not None:
+            mount_drive_if_needed(checked[folder])
+    if "seed" in checked:
+        seed_everything(checked["seed"], bool(checked.get("deterministic", False)))
+    if "precision" in checked:
+        keras.mixed_precision.set_global_policy(choose_precision(checked["precision"]))
+    if "strategy" in checked:
+        import tensorflow as tf
+
+        strategy = choose_strategy(checked["strategy"])
+        if strategy is not tf.distribute.get_strategy():
+            tf.distribute.experimental_set_strategy(strategy)
+    return run_params(**{name: value for name, value in checked.items() if name in RUN_PARAMETERS})
+
+
 def run_training(
     *,
     recipe=None,
