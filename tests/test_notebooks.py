@@ -173,7 +173,8 @@ def test_colab_link_setup_and_gpu_check(name):
     install = next(c.source for c in notebook.cells if c.get("id") == "install")
     # installs vggcifar only where missing, and never TensorFlow, Keras or NumPy
     code_lines = "\n".join(line for line in install.splitlines() if not line.lstrip().startswith("#"))
-    assert 'find_spec("vggcifar") is None' in code_lines and "--no-deps" in code_lines
+    assert 'package = importlib.util.find_spec("vggcifar")' in code_lines and "--no-deps" in code_lines
+    assert "if package is None or package.origin is None:" in code_lines  # an empty folder is not it
     assert not any(word in code_lines.lower() for word in ("tensorflow", "keras", "numpy", "-u "))
 
 
