@@ -1,7 +1,6 @@
 """The notebooks: their structure, and every one of them executed on small settings."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,8 +10,7 @@ import papermill
 import pytest
 
 import vggcifar
-from conftest import NOTEBOOKS, parameters_of
-from test_keras_alone import load_with_keras_alone
+from conftest import ENV, NOTEBOOKS, SMALL, load_with_keras_alone, parameters_of
 from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, QUICK_RECIPE, TRAINING, recipe_of, run_params
 
 NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
@@ -21,9 +19,6 @@ ALL = NAMES + BEYOND
 ARTICLE_DEFAULTS = {k: v for k, v in ARTICLE.items() if k != "run_dir"}
 #: 08 sweeps three runs: by default on a tenth of the pictures and for 5 epochs, to fit a Colab session.
 SWEEP_SCALE = {"08_sweeps": {"subset": 1000, "epochs": 5}}
-# Small settings for CI: generated pictures, 10 per class, one epoch.
-SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
 
 
 def read(name):

@@ -9,7 +9,6 @@ reuse it, as on one machine), two notebooks run at a time, and each one's time i
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import NOTEBOOKS, parameters_of
+from conftest import ENV, NOTEBOOKS, SMALL, parameters_of
 
 SOLUTIONS = NOTEBOOKS / "solutions"
 STEPS = [
@@ -36,8 +35,6 @@ STEPS = [
     "08_sweeps",
 ]
 SHARED = ["data", "subset", "seed", "epochs", "batch_size", "run_dir", "data_cache"]
-# Small settings for CI: generated pictures, 10 per class, one epoch.
-SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
 
 
 def read(path):
@@ -119,7 +116,6 @@ LANES = (
     ["06_improvements", "04_plots", "05_saving", "07_evaluation"],
 )
 AFTER_03 = ("04_plots", "05_saving", "07_evaluation")
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
 
 
 def small_parameters(step, folder):
