@@ -179,6 +179,7 @@ def _counted_fit(self, *args, **kwargs):
 keras.Model.fit = _counted_fit"""
 
 
+@pytest.mark.slow  # a kernel for the cells of 01-05, which run under nbval in test_notebooks.py
 def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
     notebook = nbformat.read(ARTICLE, as_version=4)
     at = [c.id for c in notebook.cells].index("imports") + 1

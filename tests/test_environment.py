@@ -171,6 +171,7 @@ def run_python(code, timeout=600):
     return result.stdout
 
 
+@pytest.mark.slow  # two runs in a fresh Python with TensorFlow's deterministic ops
 def test_deterministic_runs_give_identical_histories(tmp_path):
     out = run_python(f"""
         import json
@@ -188,6 +189,7 @@ def test_deterministic_runs_give_identical_histories(tmp_path):
     assert a == b and a["epoch"] == [1, 2]
 
 
+@pytest.mark.slow  # a fresh Python with two logical CPUs
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     out = run_python(f"""
         import json

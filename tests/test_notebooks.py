@@ -343,6 +343,7 @@ def test_a_bad_parameter_stops_each_notebook_before_any_work(tmp_path):
         kernel.shutdown_kernel(now=True)
 
 
+@pytest.mark.slow  # a kernel and a training; ensure_finished_run's side: test_training.py
 def test_plots_notebook_without_a_run_says_so_and_trains_one(tmp_path):
     run_dir = tmp_path / "fresh-machine"
     result, out = run_papermill(
