@@ -1,5 +1,9 @@
 import ast
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
 
@@ -12,6 +16,16 @@ from PIL import Image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
+#: The environment of every kernel and child Python the tests start.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
+#: Small settings for the notebooks' runs in CI: generated pictures, 10 per class, one epoch.
+SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
+#: A narrow VGG16 of the article's kind (five blocks of convolution, BatchNormalization,
+#: ReLU and pooling, then the dense layers), a few KB: for every test that is not about the
+#: article's sizes. Tracing the article's 13 convolutions and 13 BatchNormalizations costs
+#: about 8 CPU-s per first fit; this one about 3 (tests/test_model.py keeps the article's
+#: counts and shapes, tests/test_saving.py its file sizes).
+NARROW = {"blocks": ((1, 8),) * 5, "fc_units": 16}
 
 
 def parameters_of(notebook):
@@ -93,3 +107,102 @@ def run_memory_limited(code, *args, limit=2**30, timeout=300):
     )
     assert result.returncode == 0 and "RESULT " in result.stdout, result.stderr[-3000:]
     return json.loads(result.stdout.split("RESULT ", 1)[1])
+
+
+@pytest.fixture
+def narrow_vgg(monkeypatch):
+    """``run_training`` (and ``ensure_finished_run`` through it) builds the :data:`NARROW` VGG.
+
+    The package's own functions run unchanged; only the model they build is narrower.
+    """
+    import functools
+
+    from vggcifar.model import build_vgg16
+
+    monkeypatch.setattr("vggcifar.training.build_vgg16", functools.partial(build_vgg16, **NARROW))
+    return NARROW
+
+
+#: The run that ``trained_run`` makes, as notebook 03 records its parameters.
+TRAINED_RUN_PARAMS = {"data": "synthetic", "subset": 20, "epochs": 2, "batch_size": 32}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """Two epochs of the :data:`NARROW` VGG on 200 synthetic pictures, with notebook 03's cells
+    (compile like the article, the run folder as a callback, ``model.fit``); shared, read only.
+
+    Returns ``(run_dir, model, dataset, run, history)``.
+    """
+    import keras
+
+    from vggcifar.data import make_synthetic
+    from vggcifar.model import build_vgg16
+    from vggcifar.runs import RunFolder
+    from vggcifar.training import compile_like_article, pixels_to_float
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    keras.utils.set_random_seed(0)
+    dataset = make_synthetic(per_class=20, test_per_class=5, seed=0)
+    model = compile_like_article(build_vgg16(**NARROW))
+    run = RunFolder(run_dir, TRAINED_RUN_PARAMS)
+    initial_epoch = run.resume(model)
+    history = model.fit(
+        pixels_to_float(dataset.x_train),
+        keras.utils.to_categorical(dataset.y_train, 10),
+        batch_size=32,
+        epochs=2,
+        validation_data=(pixels_to_float(dataset.x_test), keras.utils.to_categorical(dataset.y_test, 10)),
+        initial_epoch=initial_epoch,
+        callbacks=[run],
+        verbose=0,
+    )
+    return run_dir, model, dataset, run, history
+
+
+KERAS_ALONE = textwrap.dedent("""
+    import json, sys
+    sys.modules["vggcifar"] = None  # any attempt to import the package fails
+    try:
+        import vggcifar  # noqa: F401
+        raise SystemExit("vggcifar could be imported")
+    except ImportError:
+        pass
+    import keras
+    import numpy as np
+
+    paths, pictures = json.loads(sys.argv[1]), np.load(sys.argv[2])
+    out = {}
+    for name, path in paths.items():
+        if path.endswith(".weights.h5"):  # weights need an architecture: the .keras file's, rebuilt
+            model = keras.models.model_from_json(keras.models.load_model(paths["article_keras"]).to_json())
+            model.load_weights(path)
+        else:
+            model = keras.models.load_model(path)
+            optimizer = getattr(model, "optimizer", None)  # None: saved without one
+            optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+            out[name + "_optimizer"] = type(optimizer).__name__ if optimizer is not None else None
+        out[name] = model.predict(pictures, verbose=0).tolist()
+    print("RESULT", json.dumps(out))
+""")
+
+
+def load_with_keras_alone(paths, pictures, folder):
+    """Load each saved file in a Python where vggcifar cannot be imported; its predictions."""
+    np.save(folder / "pictures.npy", pictures)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KERAS_ALONE,
+            json.dumps({k: str(v) for k, v in paths.items()}),
+            str(folder / "pictures.npy"),
+        ],
+        cwd=folder,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.split("RESULT ")[1])

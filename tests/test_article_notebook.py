@@ -9,7 +9,7 @@ import nbformat
 import papermill
 import pytest
 
-from conftest import NOTEBOOKS, REPO
+from conftest import NOTEBOOKS, REPO, SMALL
 
 spec = importlib.util.spec_from_file_location(
     "make_article_notebook", REPO / "tools" / "make_article_notebook.py"
@@ -19,8 +19,6 @@ spec.loader.exec_module(make)
 
 ARTICLE = NOTEBOOKS / "00_article.ipynb"
 STEPS = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]
-# The step notebooks' small settings in tests/test_notebooks.py: generated pictures, 10 per class, one epoch.
-SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
 
 
 def read(name):
@@ -182,6 +180,7 @@ def _counted_fit(self, *args, **kwargs):
 keras.Model.fit = _counted_fit"""
 
 
+@pytest.mark.slow  # a kernel for the cells of 01-05, which run under nbval in test_notebooks.py
 def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
     notebook = nbformat.read(ARTICLE, as_version=4)
     at = [c.id for c in notebook.cells].index("imports") + 1

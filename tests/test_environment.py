@@ -1,7 +1,6 @@
 """Precision, strategy, determinism and the input pipeline."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import ENV, NARROW
 from vggcifar.environment import (
     choose_precision,
     choose_strategy,
@@ -22,8 +22,6 @@ from vggcifar.environment import (
 from vggcifar.model import build_vgg16
 from vggcifar.settings import check_params
 from vggcifar.training import compile_like_article, make_pipeline
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.mark.parametrize(
@@ -73,8 +71,11 @@ def test_the_global_policy_sets_the_models_and_float16_gets_loss_scaling(policy,
     """The notebooks set Keras' global policy before building: the model's own policy is then
     the mixed one, and compile wraps the optimizer in loss scaling where float16 needs it."""
     keras.utils.set_random_seed(0)
+    # float16's overflow below is the article's conv stack's (13 conv + 13 BatchNormalization);
+    # the narrow VGG's gradients stay inside float16 at the first scale
+    size = {"fc_units": 16} if policy == "mixed_float16" else NARROW
     with precision_policy(policy):
-        model = compile_like_article(build_vgg16(fc_units=16))
+        model = compile_like_article(build_vgg16(**size))
     assert keras.mixed_precision.global_policy().name == "float32"  # put back after the block
     assert model.dtype_policy.name == policy
     assert type(model.optimizer) is optimizer
@@ -96,7 +97,7 @@ def test_the_global_policy_sets_the_models_and_float16_gets_loss_scaling(policy,
 
 def test_mixed_precision_model_keeps_a_float32_output():
     with precision_policy("mixed_bfloat16"):
-        model = build_vgg16(fc_units=16)
+        model = build_vgg16(**NARROW)
     assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert model.get_layer("block1_conv1").variable_dtype == "float32"
     assert model.get_layer("predictions").compute_dtype == "float32"
@@ -154,6 +155,13 @@ def test_drive_is_mounted_only_for_drive_paths(monkeypatch):
         mount_drive_if_needed("/content/drive/MyDrive/vggcifar/run")
 
 
+#: In a child Python, after its imports: run_training builds the NARROW VGG (as conftest's narrow_vgg).
+NARROW_IN_CHILD = (
+    "import functools, vggcifar.model, vggcifar.training; vggcifar.training.build_vgg16 = "
+    f"functools.partial(vggcifar.model.build_vgg16, **{NARROW!r})"
+)
+
+
 def run_python(code, timeout=600):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -166,10 +174,12 @@ def run_python(code, timeout=600):
     return result.stdout
 
 
+@pytest.mark.slow  # two runs in a fresh Python with TensorFlow's deterministic ops
 def test_deterministic_runs_give_identical_histories(tmp_path):
     out = run_python(f"""
         import json
         from vggcifar.training import run_training
+        {NARROW_IN_CHILD}
         histories = []
         for name in ("a", "b"):
             _, _, history = run_training(data="synthetic", subset=4, epochs=2, batch_size=16,
@@ -182,6 +192,7 @@ def test_deterministic_runs_give_identical_histories(tmp_path):
     assert a == b and a["epoch"] == [1, 2]
 
 
+@pytest.mark.slow  # a fresh Python with two logical CPUs
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     out = run_python(f"""
         import json
@@ -191,6 +202,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from vggcifar import runs
         from vggcifar.training import run_training
+        {NARROW_IN_CHILD}
         _, _, history = run_training(data="synthetic", subset=4, epochs=2, batch_size=16,
                                      precision="float32", strategy="mirrored",
                                      run_dir=r"{tmp_path}/mirrored")

@@ -236,7 +236,7 @@ def test_run_params_record_every_recipe_setting():
         run_params(schedule="linear")
 
 
-def test_improved_run_validates_on_holdout_and_scores_the_test_split_once(tmp_path):
+def test_improved_run_validates_on_holdout_and_scores_the_test_split_once(tmp_path, narrow_vgg):
     run_dir = tmp_path / "improved"
     model, dataset, history = run_training(
         data="synthetic",

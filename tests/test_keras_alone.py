@@ -1,14 +1,9 @@
 """Every file the notebooks save loads with Keras alone, where vggcifar cannot even be imported."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 
+from conftest import load_with_keras_alone
 from vggcifar import runs
 from vggcifar.data import make_synthetic
 from vggcifar.improvements import compile_recipe, make_augmenter, model_options
@@ -18,54 +13,6 @@ from vggcifar.saving import save_article_files
 from vggcifar.settings import IMPROVED_RECIPE
 from vggcifar.speed import SpeedUps, speedups_applied
 from vggcifar.training import make_pipeline, pixels_to_float
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-KERAS_ALONE = textwrap.dedent("""
-    import json, sys
-    sys.modules["vggcifar"] = None  # any attempt to import the package fails
-    try:
-        import vggcifar  # noqa: F401
-        raise SystemExit("vggcifar could be imported")
-    except ImportError:
-        pass
-    import keras
-    import numpy as np
-
-    paths, pictures = json.loads(sys.argv[1]), np.load(sys.argv[2])
-    out = {}
-    for name, path in paths.items():
-        if path.endswith(".weights.h5"):  # weights need an architecture: the .keras file's, rebuilt
-            model = keras.models.model_from_json(keras.models.load_model(paths["article_keras"]).to_json())
-            model.load_weights(path)
-        else:
-            model = keras.models.load_model(path)
-            optimizer = getattr(model, "optimizer", None)  # None: saved without one
-            optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-            out[name + "_optimizer"] = type(optimizer).__name__ if optimizer is not None else None
-        out[name] = model.predict(pictures, verbose=0).tolist()
-    print("RESULT", json.dumps(out))
-""")
-
-
-def load_with_keras_alone(paths, pictures, folder):
-    np.save(folder / "pictures.npy", pictures)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            KERAS_ALONE,
-            json.dumps({k: str(v) for k, v in paths.items()}),
-            str(folder / "pictures.npy"),
-        ],
-        cwd=folder,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.split("RESULT ")[1])
 
 
 def test_saved_files_load_with_keras_alone_and_predict_the_same(tmp_path):

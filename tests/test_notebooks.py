@@ -1,7 +1,7 @@
 """The notebooks: their structure, and every one of them executed on small settings."""
 
 import json
-import os
+import re
 import subprocess
 import sys
 
@@ -11,8 +11,7 @@ import papermill
 import pytest
 
 import vggcifar
-from conftest import NOTEBOOKS, parameters_of
-from test_keras_alone import load_with_keras_alone
+from conftest import ENV, NOTEBOOKS, SMALL, load_with_keras_alone, parameters_of
 from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, QUICK_RECIPE, TRAINING, recipe_of, run_params
 
 NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
@@ -21,9 +20,6 @@ ALL = NAMES + BEYOND
 ARTICLE_DEFAULTS = {k: v for k, v in ARTICLE.items() if k != "run_dir"}
 #: 08 sweeps three runs: by default on a tenth of the pictures and for 5 epochs, to fit a Colab session.
 SWEEP_SCALE = {"08_sweeps": {"subset": 1000, "epochs": 5}}
-# Small settings for CI: generated pictures, 10 per class, one epoch.
-SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
 
 
 def read(name):
@@ -323,33 +319,55 @@ def run_papermill(name, tmp_path, **parameters):
     return subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=900), out
 
 
-def test_bad_parameter_stops_the_notebook_before_training(tmp_path):
-    run_dir = tmp_path / "never"
-    result, out = run_papermill("03_training", tmp_path, data="synthetic", epochs=0, run_dir=run_dir)
-    assert result.returncode != 0
-    assert "epochs must be a whole number >= 1, got 0" in out.read_text()
-    assert not run_dir.exists()
+#: A bad parameter of each kind of notebook, and the message that stops it: 03 (the article's
+#: steps), 06 (a recipe setting) and 07 (a picture that is not there).
+BAD_PARAMETERS = [
+    ("03_training", {"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+    ("06_improvements", {"optimizer": "rmsprop"}, "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'"),
+    ("07_evaluation", {"picture": "no-such-cat.jpg"}, "picture 'no-such-cat.jpg': no such file"),
+]
 
 
-@pytest.mark.parametrize(
-    "name, parameters, message",
-    [
-        (
-            "06_improvements",
-            {"optimizer": "rmsprop"},
-            "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'",
-        ),
-        ("07_evaluation", {"picture": "no-such-cat.jpg"}, "picture 'no-such-cat.jpg': no such file"),
-    ],
-)
-def test_bad_parameter_of_a_later_notebook_stops_it_early(tmp_path, name, parameters, message):
-    run_dir = tmp_path / "never"
-    result, out = run_papermill(name, tmp_path, data="synthetic", run_dir=run_dir, **parameters)
-    assert result.returncode != 0
-    assert message in out.read_text()
-    assert not run_dir.exists()
+def test_a_bad_parameter_stops_each_notebook_before_any_work(tmp_path):
+    """Each notebook, its parameters injected by papermill, stops at the cell that checks them,
+    with the message, and nothing after that cell runs. One kernel runs the three notebooks one
+    after the other (its variables cleared before each), as three kernels would."""
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    kernel = KernelManager(kernel_name="python3")
+    kernel.start_kernel(cwd=str(tmp_path), env=ENV)
+    try:
+        for name, parameters, message in BAD_PARAMETERS:
+            run_dir = tmp_path / f"never-{name}"
+            prepared = tmp_path / f"{name}.ipynb"
+            papermill.execute_notebook(
+                NOTEBOOKS / f"{name}.ipynb",
+                prepared,
+                parameters={"data": "synthetic", "run_dir": str(run_dir), **parameters},
+                prepare_only=True,
+                progress_bar=False,
+            )
+            notebook = nbformat.read(prepared, as_version=4)
+            clear = 'get_ipython().run_line_magic("reset", "-f")  # test only: a fresh namespace'
+            notebook.cells.insert(0, nbformat.v4.new_code_cell(clear, id="test-reset"))
+            client = NotebookClient(
+                notebook, km=kernel, timeout=600, resources={"metadata": {"path": str(tmp_path)}}
+            )
+            with pytest.raises(CellExecutionError, match=re.escape(message)):
+                client.execute()
+            code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+            failed = [cell.id for cell in code if any(o.output_type == "error" for o in cell.outputs)]
+            assert len(failed) == 1, (name, failed)
+            after = code[[cell.id for cell in code].index(failed[0]) + 1 :]
+            assert after and all(cell.execution_count is None for cell in after), name  # stopped there
+            assert not run_dir.exists(), name
+    finally:
+        kernel.shutdown_kernel(now=True)
 
 
+@pytest.mark.slow  # a kernel and a training; ensure_finished_run's side: test_training.py
 def test_plots_notebook_without_a_run_says_so_and_trains_one(tmp_path):
     run_dir = tmp_path / "fresh-machine"
     result, out = run_papermill(

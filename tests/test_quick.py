@@ -130,7 +130,9 @@ def test_runs_recorded_before_the_small_crops_settings_still_resume():
     assert runs._differences({**old, "dropout": 0.0}, new) == {"dropout": (0.0, 0.5)}
 
 
-def test_small_crops_train_first_then_whole_pictures_and_resume_between(tmp_path, monkeypatch, capsys):
+def test_small_crops_train_first_then_whole_pictures_and_resume_between(
+    tmp_path, monkeypatch, capsys, narrow_vgg
+):
     run_dir = tmp_path / "quick"
     params = {
         "recipe": "quick",

@@ -14,6 +14,7 @@ from vggcifar.speed import SpeedUps
 from vggcifar.training import pixels_to_float
 
 
+@pytest.mark.slow  # about 100 s: 188 steps of the article's model on 3,000 real pictures
 def test_short_training_on_real_pictures_beats_chance_clearly(shared_cifar_archive, tmp_path):
     """3,000 real training pictures, 2 epochs: held-out accuracy far above chance (10%).
 

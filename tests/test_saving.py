@@ -132,6 +132,7 @@ def file_sizes(folder):
     return {path.name: path.stat().st_size for path in sorted(folder.iterdir()) if path.is_file()}
 
 
+@pytest.mark.slow  # writes and reloads 800 MB of the article's files
 def test_article_size_files_weigh_what_they_hold(tmp_path):
     """The article's model with Adam's state built, as after training: the weights file is
     4 bytes x 33.6 M parameters (135 MB); only cifar10-CNN.keras holds 3x that (Adam's two

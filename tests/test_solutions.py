@@ -4,12 +4,14 @@ Each step notebook's exercises are solved in ``notebooks/solutions/<step>_soluti
 The structure tests are quick; the execution tests run each notebook once with papermill on
 generated pictures (10 per class, 1 epoch), and check what it computed: printed figures and the
 files of its runs. 03, 04, 05 and 07 share one small article run (03 trains it, the others
-reuse it, as on one machine), two notebooks run at a time, and each one's time is printed.
+reuse it, as on one machine; without 03, the first of 04, 05 and 07 trains it), two notebooks
+run at a time, and each one's time is printed. The three longest, 03 (five trainings), 06
+(seven runs) and 08 (three sweeps, a kernel per run), are in the slow tier
+(``python -m pytest -m slow``).
 """
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import NOTEBOOKS, parameters_of
+from conftest import ENV, NOTEBOOKS, SMALL, parameters_of
 
 SOLUTIONS = NOTEBOOKS / "solutions"
 STEPS = [
@@ -36,8 +38,6 @@ STEPS = [
     "08_sweeps",
 ]
 SHARED = ["data", "subset", "seed", "epochs", "batch_size", "run_dir", "data_cache"]
-# Small settings for CI: generated pictures, 10 per class, one epoch.
-SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size": 32}
 
 
 def read(path):
@@ -112,14 +112,15 @@ def test_every_exercise_of_the_step_has_a_solution_and_an_answer(step):
 # --- executed ------------------------------------------------------------------------
 
 #: Two notebooks run at a time (a kernel spends most of a small run tracing the model, on one
-#: core), in two lanes of about the same length. 03 trains the small article run that 04, 05
-#: and 07 reuse: they wait for it.
+#: core), in two lanes of about the same length in each tier: 03 and 08 beside 06 in the slow
+#: tier; 01, 02 and 07 beside 04 and 05 in the default one.
 LANES = (
-    ["03_training", "08_sweeps", "01_data", "02_model"],
-    ["06_improvements", "04_plots", "05_saving", "07_evaluation"],
+    ["03_training", "08_sweeps", "01_data", "02_model", "07_evaluation"],
+    ["06_improvements", "04_plots", "05_saving"],
 )
-AFTER_03 = ("04_plots", "05_saving", "07_evaluation")
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
+#: The notebooks that use the small article run: the first of them that is selected trains it
+#: (03 by its exercises, the others as on a fresh machine), the others wait for it.
+ARTICLE_RUN_USERS = ("03_training", "04_plots", "05_saving", "07_evaluation")
 
 
 def small_parameters(step, folder):
@@ -190,16 +191,18 @@ def executed(request, tmp_path_factory):
         if item.originalname == "test_solution_runs_and_computes"
     }
     results, article_run = {}, threading.Event()
+    trainer = next((step for step in ARTICLE_RUN_USERS if step in wanted), None)
 
     def run(lane):
         for step in lane:
-            if step in AFTER_03 and "03_training" in wanted:
-                article_run.wait()  # 03 trains the run these reuse
+            if step not in wanted:
+                continue
+            if step in ARTICLE_RUN_USERS and step != trainer:
+                article_run.wait()  # the trainer makes the run these reuse
             try:
-                if step in wanted:
-                    results[step] = execute(step, folder)
+                results[step] = execute(step, folder)
             finally:
-                if step == "03_training":
+                if step == trainer:
                     article_run.set()
 
     with ThreadPoolExecutor(len(LANES)) as pool:
@@ -306,7 +309,13 @@ def check_08_sweeps(printed, folder):
     assert "2 seeds at batch 32" in printed["exercise-3-code"]
 
 
-@pytest.mark.parametrize("step", STEPS)
+#: The longest executions, in the slow tier: 03 trains five runs, 06 seven, 08 sweeps three times.
+SLOW_SOLUTIONS = ("03_training", "06_improvements", "08_sweeps")
+
+
+@pytest.mark.parametrize(
+    "step", [pytest.param(step, marks=pytest.mark.slow) if step in SLOW_SOLUTIONS else step for step in STEPS]
+)
 def test_solution_runs_and_computes(step, executed):
     folder, results = executed
     result = results[step]

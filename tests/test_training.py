@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import NARROW, TRAINED_RUN_PARAMS, write_image_folder
 from vggcifar import runs
 from vggcifar.data import DataError, make_synthetic
 from vggcifar.model import build_vgg16
@@ -21,8 +22,6 @@ from vggcifar.training import (
     training_time_note,
 )
 
-PARAMS = {"data": "synthetic", "subset": 20, "epochs": 2, "batch_size": 32}
-
 
 def arrays(dataset):
     """The article's preparation: float32 pixels / 255, one-hot labels."""
@@ -34,7 +33,7 @@ def arrays(dataset):
     )
 
 
-def fit_like_notebook_03(model, dataset, run_dir, params=PARAMS, epochs=2, batch_size=32, **fit):
+def fit_like_notebook_03(model, dataset, run_dir, params=TRAINED_RUN_PARAMS, epochs=2, batch_size=32, **fit):
     """The cells of notebook 03, from the run folder to model.fit."""
     x_train, y_train, x_test, y_test = arrays(dataset)
     run = RunFolder(run_dir, params)
@@ -53,17 +52,6 @@ def fit_like_notebook_03(model, dataset, run_dir, params=PARAMS, epochs=2, batch
     return run, history
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """Two epochs of the article's model on 200 synthetic pictures."""
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    keras.utils.set_random_seed(0)
-    dataset = make_synthetic(per_class=20, test_per_class=5, seed=0)
-    model = compile_like_article(build_vgg16(fc_units=64))  # small dense layers, the same mechanics
-    run, history = fit_like_notebook_03(model, dataset, run_dir)
-    return run_dir, model, dataset, run, history
-
-
 def test_pixels_to_float():
     x = np.array([[0, 255, 51]], dtype="uint8")
     scaled = pixels_to_float(x)
@@ -71,21 +59,21 @@ def test_pixels_to_float():
 
 
 def test_compile_like_the_article():
-    model = compile_like_article(build_vgg16(fc_units=16))
+    model = compile_like_article(build_vgg16(**NARROW))
     assert type(model.optimizer) is keras.optimizers.Adam
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
     assert model.loss == "categorical_crossentropy"
 
 
-def test_fit_returns_the_history_of_every_epoch(tiny_run):
-    _, _, _, run, history = tiny_run
+def test_fit_returns_the_history_of_every_epoch(trained_run):
+    _, _, _, run, history = trained_run
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(values) == 2 for values in history.history.values())
     assert history.history["val_accuracy"] == run.history["val_accuracy"]
 
 
-def test_history_has_one_row_per_epoch_in_json_and_csv(tiny_run):
-    run_dir, _, _, run, _ = tiny_run
+def test_history_has_one_row_per_epoch_in_json_and_csv(trained_run):
+    run_dir, _, _, run, _ = trained_run
     saved = json.loads((run_dir / runs.HISTORY).read_text())
     assert saved == run.history
     assert saved["epoch"] == [1, 2]
@@ -96,10 +84,10 @@ def test_history_has_one_row_per_epoch_in_json_and_csv(tiny_run):
     assert float(rows[1]["val_accuracy"]) == pytest.approx(saved["val_accuracy"][1])
 
 
-def test_run_folder_records_params_setup_metrics_and_model(tiny_run):
-    run_dir, model, dataset, run, _ = tiny_run
+def test_run_folder_records_params_setup_metrics_and_model(trained_run):
+    run_dir, model, dataset, run, _ = trained_run
     params = runs.load_params(run_dir)
-    assert {k: params[k] for k in PARAMS} == PARAMS
+    assert {k: params[k] for k in TRAINED_RUN_PARAMS} == TRAINED_RUN_PARAMS
     assert params["setup"]["optimizer"]["class"] == "Adam"
     assert params["setup"]["model"]["parameters"] == model.count_params()
     assert params["setup"]["loss"] == "categorical_crossentropy"
@@ -136,16 +124,16 @@ def test_history_is_written_after_every_epoch(tmp_path):
             seen.append(json.loads(path.read_text())["epoch"] if path.exists() else None)
 
     dataset = make_synthetic(per_class=3, test_per_class=1)
-    model = compile_like_article(build_vgg16(fc_units=16))
+    model = compile_like_article(build_vgg16(**NARROW))
     fit_like_notebook_03(
         model, dataset, tmp_path / "run", params={}, epochs=3, batch_size=16, callbacks=[Peek()]
     )
     assert seen == [None, [1], [1, 2]]
 
 
-def test_a_finished_run_is_loaded_not_trained_again(tiny_run, capsys):
-    run_dir, model, dataset, _, _ = tiny_run
-    again = compile_like_article(build_vgg16(fc_units=64))
+def test_a_finished_run_is_loaded_not_trained_again(trained_run, capsys):
+    run_dir, model, dataset, _, _ = trained_run
+    again = compile_like_article(build_vgg16(**NARROW))
     run, history = fit_like_notebook_03(again, dataset, run_dir)
     assert "already finished (2 epochs)" in capsys.readouterr().out
     assert history.history["loss"] == run.history["loss"] and len(history.history["loss"]) == 2
@@ -153,33 +141,33 @@ def test_a_finished_run_is_loaded_not_trained_again(tiny_run, capsys):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_a_run_with_other_parameters_is_refused_before_anything(tiny_run):
-    run_dir, _, _, _, _ = tiny_run
+def test_a_run_with_other_parameters_is_refused_before_anything(trained_run):
+    run_dir, _, _, _, _ = trained_run
     before = (run_dir / runs.HISTORY).read_text()
     with pytest.raises(
         runs.RunFolderError, match="already holds a run with other parameters.*epochs.*overwrite=True"
     ):
-        RunFolder(run_dir, {**PARAMS, "epochs": 1})
+        RunFolder(run_dir, {**TRAINED_RUN_PARAMS, "epochs": 1})
     assert (run_dir / runs.HISTORY).read_text() == before
 
 
-def test_another_optimizer_in_the_same_run_dir_is_refused(tiny_run):
+def test_another_optimizer_in_the_same_run_dir_is_refused(trained_run):
     """Notebook 03's exercise 3: Adam(1e-4) into the article's run_dir is not silently reloaded."""
-    run_dir, _, _, _, _ = tiny_run
-    model = build_vgg16(fc_units=64)
+    run_dir, _, _, _, _ = trained_run
+    model = build_vgg16(**NARROW)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-4),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     with pytest.raises(runs.RunFolderError, match="another model, optimizer or loss.*learning_rate"):
-        RunFolder(run_dir, PARAMS).resume(model)
+        RunFolder(run_dir, TRAINED_RUN_PARAMS).resume(model)
 
 
 def test_fit_without_resume_or_with_the_wrong_start_is_stopped(tmp_path):
     dataset = make_synthetic(per_class=2, test_per_class=1)
     x, y, _, _ = arrays(dataset)
-    model = compile_like_article(build_vgg16(fc_units=16))
+    model = compile_like_article(build_vgg16(**NARROW))
     with pytest.raises(runs.RunFolderError, match=r"call run.resume\(model\) before model.fit"):
         model.fit(x, y, epochs=1, callbacks=[RunFolder(tmp_path / "a", {})], verbose=0)
     run = RunFolder(tmp_path / "b", {"epochs": 2})
@@ -224,8 +212,6 @@ def test_numpy_numbers_are_accepted_and_recorded_as_plain_numbers():
 
 
 def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch):
-    from conftest import write_image_folder
-
     root = write_image_folder(tmp_path / "pics", {"train": {"a": 3, "b": 3}})
     monkeypatch.setattr("vggcifar.training.build_vgg16", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(DataError, match="subset=9 is larger than the data"):
@@ -233,7 +219,7 @@ def test_subset_larger_than_the_data_fails_before_training(tmp_path, monkeypatch
     assert not (tmp_path / "r" / runs.HISTORY).exists()
 
 
-def test_run_training_is_notebook_03_in_one_call(tmp_path, capsys):
+def test_run_training_is_notebook_03_in_one_call(tmp_path, capsys, narrow_vgg):
     params = dict(
         epochs=1,
         batch_size=16,
@@ -262,7 +248,7 @@ def test_missing_history_names_the_notebook_that_makes_it(tmp_path):
 def test_run_dir_that_is_a_file_is_refused_at_once(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(runs.RunFolderError, match="is a file, not a folder"):
-        RunFolder(tmp_path / "file", PARAMS)
+        RunFolder(tmp_path / "file", TRAINED_RUN_PARAMS)
 
 
 def test_run_dir_that_cannot_be_written_is_refused_in_the_parameter_check(tmp_path):
