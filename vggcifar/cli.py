@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .files import read_json
-from .layout import EXECUTED, FIGURES, METRICS
+from .layout import EXECUTED, FIGURES, METRICS, RunFolderError, in_the_way, read_record
 from .runner import execute
 from .settings import RECIPES, ParameterError, check_params
 from .sweeps import describe, expand, notebook_parameters, parse_grid, parse_value, plan, read_sets, run_sweep
@@ -37,21 +36,37 @@ RECIPE_CHAIN = ("01_data", "02_model", "06_improvements", "04_plots", "05_saving
 
 
 def typed(pairs):
-    """``-p NAME VALUE`` pairs → parameters, each value typed as a parameters cell types it."""
-    return {name: parse_value(value) for name, value in pairs}
+    """``-p NAME VALUE`` pairs → parameters, each value typed as a parameters cell types it.
+
+    A name given twice is refused (argparse keeps both, and the later would silently win).
+    """
+    given = {}
+    for name, value in pairs:
+        if name in given:
+            raise ParameterError(
+                f"-p {name} is given twice ({given[name]!r}, {value!r}); give each parameter once"
+            )
+        given[name] = parse_value(value)
+    return given
 
 
 def run_article(args, parser):
     recipe = args.recipe
     run_dir = Path(args.run_dir or f"runs/{recipe}").expanduser().resolve()
-    given = typed(args.parameter)
-    if recipe != "article":  # 06 trains with the recipe; the comparison with 03's run is left out
-        given = {"recipe": recipe, "article_run_dir": "", **given}
     try:  # the same check as a sweep's: names in the notebooks, values as they check them
+        given = typed(args.parameter)
+        if recipe != "article":  # 06 trains with the recipe; the comparison with 03's run is left out
+            given = {"recipe": recipe, "article_run_dir": "", **given}
         notebooks, [(_, parameters)] = plan([given], ARTICLE_CHAIN if recipe == "article" else RECIPE_CHAIN)
         check_params(run_dir=str(run_dir))
     except ParameterError as error:
         parser.error(str(error))
+    problem = in_the_way(run_dir)  # before anything is written: the executed notebooks go in first
+    if problem:
+        parser.error(
+            f"--run-dir {str(run_dir)!r} cannot be used: {problem}. Nothing was written: "
+            "choose a new or empty folder, or a run folder of this project"
+        )
     parameters["run_dir"] = str(run_dir)
     shown = ", ".join(f"{name}={value!r}" for name, value in given.items() if name != "article_run_dir")
     steps = "The article's five steps" + (
@@ -73,8 +88,12 @@ def summary(run_dir, seconds):
     """A few lines on a finished run: its test figures, its time, where its files are."""
     minutes, rest = divmod(round(seconds), 60)
     lines = [f"Done in {minutes} min {rest:02d} s."]
-    if (run_dir / METRICS).is_file():
-        metrics = read_json(run_dir / METRICS)
+    try:
+        metrics = read_record(run_dir / METRICS) if (run_dir / METRICS).is_file() else {}
+    except RunFolderError as error:
+        metrics, lines[0] = {}, f"{lines[0]} {error}"
+    wanted = ("test_accuracy", "test_loss", "epochs", "mean_epoch_seconds")
+    if all(isinstance(metrics.get(key), (int, float)) for key in wanted):
         lines[0] += (
             f" Test accuracy {metrics['test_accuracy']:.1%} (loss {metrics['test_loss']:.3f}) "
             f"after {metrics['epochs']} epoch(s), {metrics['mean_epoch_seconds']:.0f} s an epoch."

@@ -63,8 +63,9 @@ from .files import (
     write_json,
     write_text,
 )
-from .layout import (  # the file names, kept in one module without Keras
+from .layout import (  # the file names and records' checks, kept in one module without Keras
     BACKUP,
+    BACKUP_WEIGHTS,
     ENVIRONMENT,
     HISTORY,
     HISTORY_CSV,
@@ -76,7 +77,11 @@ from .layout import (  # the file names, kept in one module without Keras
     PARAMS,
     RUN_FILES,
     STATE,
+    RunFolderError,
+    foreign_entries,
     is_finished,
+    read_record,
+    shown,
 )
 from .saving import without_optimizer
 from .settings import ARTICLE_RECIPE
@@ -86,10 +91,6 @@ from .speed import speedups_applied
 HEARTBEAT_SECONDS = 60
 #: Keys of ``params.json`` that a run with other parameters may differ in.
 _NOT_COMPARED = ("run_dir", "setup")
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked."""
 
 
 class RunFolder(keras.callbacks.Callback):
@@ -305,16 +306,6 @@ def _differences(old, new):
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
-def foreign_entries(run_dir):
-    """The names in ``run_dir`` that this project did not write there."""
-    own = {*RUN_FILES, *NOTEBOOK_FILES, BACKUP, LOCK}
-    return sorted(
-        p.name
-        for p in Path(run_dir).iterdir()
-        if p.name not in own and not p.name.startswith(TEMPORARY_PREFIX)
-    )
-
-
 def check_free(run_dir, params=None, overwrite=False):
     """Raise unless ``run_dir`` is new or empty, or holds a run with these very ``params``.
 
@@ -327,25 +318,58 @@ def check_free(run_dir, params=None, overwrite=False):
         raise RunFolderError(f"run_dir {str(run_dir)!r} is a file, not a folder; choose another run_dir")
     if not run_dir.exists():
         return
+    if not overwrite:
+        check_complete(run_dir)
     if not (run_dir / PARAMS).exists() and not (run_dir / HISTORY).exists():
         foreign = foreign_entries(run_dir)
         if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise RunFolderError(
                 f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
-                f"({shown}); a run is never set up among other files, and overwrite=True does "
+                f"({shown(foreign)}); a run is never set up among other files, and overwrite=True does "
                 "not change that: choose a new or empty folder"
             )
         return
-    if overwrite:
+    if overwrite or not (run_dir / PARAMS).exists():  # no params.json: resumed from the backup
         return
-    old = _comparable(load_params(run_dir)) if (run_dir / PARAMS).exists() else {}
+    old = _comparable(load_params(run_dir))
     new = _comparable(params or {})
     if old != new:
         raise RunFolderError(
             f"run_dir {str(run_dir)!r} already holds a run with other parameters "
             f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
             "overwrite=True to replace that run's files"
+        )
+
+
+def check_complete(run_dir):
+    """Raise unless ``run_dir``'s records let a run go on: finished, resumable, or not begun.
+
+    A run that has written its history, its trained model or its final figures is never
+    taken for a new one and trained again over them. Without ``metrics.json`` a run is
+    finished from its backup (a kernel killed between ``model.keras`` and ``metrics.json``
+    leaves ``backup/state.json``, and resuming finishes the run without training); where
+    there is no backup either, nothing can go on, and the folder is refused, named, with
+    nothing changed. A missing ``params.json`` is said to be missing (not taken for other
+    parameters); with a backup, the run resumes and the parameters are recorded anew.
+    """
+    run_dir = Path(run_dir)
+    present = [name for name in (HISTORY, MODEL, METRICS) if (run_dir / name).exists()]
+    resumable = (run_dir / BACKUP / STATE).exists()
+    if present and not (run_dir / PARAMS).exists() and not resumable:
+        raise RunFolderError(
+            f"{PARAMS} is missing in run_dir {str(run_dir)!r}, which holds {', '.join(present)} "
+            "of a run; nothing was changed. Without it the run's parameters are unknown: "
+            f"restore {PARAMS} from a copy, or choose another run_dir; overwrite=True deletes "
+            "this run's files and trains it afresh"
+        )
+    if present and not is_finished(run_dir) and not resumable:
+        missing = [name for name in (HISTORY, MODEL, METRICS) if name not in present]
+        raise RunFolderError(
+            f"run_dir {str(run_dir)!r} holds {', '.join(present)} of a run, but no "
+            f"{' or '.join(missing)} and no backup to finish it from; nothing was changed. "
+            "A run is never trained again over its files: restore the missing file(s) from a "
+            "copy, or move the folder aside and use a new run_dir; overwrite=True deletes "
+            "this run's files and trains it afresh"
         )
 
 
@@ -360,6 +384,9 @@ def start_run(run_dir, params, environment, overwrite=False):
     """
     check_free(run_dir, params, overwrite)
     run_dir = Path(run_dir)
+    note = None
+    if not overwrite and not (run_dir / PARAMS).exists() and (run_dir / BACKUP / STATE).exists():
+        note = f"{PARAMS} was missing; resuming from the backup, with this run's parameters recorded anew"
     if (run_dir / PARAMS).exists() and not overwrite:
         saved = load_params(run_dir).get("setup")
         if saved is not None and saved != params["setup"]:
@@ -370,14 +397,16 @@ def start_run(run_dir, params, environment, overwrite=False):
             )
     if not overwrite and is_finished(run_dir):  # its records stay as they were
         history = load_history(run_dir)
+        load_metrics(run_dir)  # checked: a damaged record is named, never trained over
         return [
             {"finished": True, "epoch": len(history["epoch"]), "weights": run_dir / MODEL, "history": history}
         ], None
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        note = acquire_lock(run_dir / LOCK, f"run_dir {str(run_dir)!r}")
+        taken_over = acquire_lock(run_dir / LOCK, f"run_dir {str(run_dir)!r}")
     except LockedError as error:
         raise RunFolderError(str(error)) from None
+    note = "; ".join(n for n in (taken_over, note) if n) or None
     if overwrite:
         remove_run_files(run_dir)
     remove_leftovers(run_dir)
@@ -438,7 +467,9 @@ def _remove_backup(run_dir):
 def read_backup(run_dir):
     """The states to resume from, newest first: the last committed epoch and the one before it.
 
-    ``[]`` when there is no backup; a clear error when ``state.json`` itself is damaged.
+    ``[]`` when there is no backup; a clear error when ``state.json`` itself is damaged:
+    not JSON, a folder, the wrong content, or weights that are not a file of ``backup/``
+    named ``epoch-NNNN.weights.h5`` (a path elsewhere is never loaded).
     """
     state_path = Path(run_dir) / BACKUP / STATE
     if not state_path.exists():
@@ -448,9 +479,11 @@ def read_backup(run_dir):
         history = state["history"]
         if int(state["epoch"]) != len(history["epoch"]):
             raise ValueError("the history does not match the epoch")
+        if any(not isinstance(v, list) or len(v) != len(history["epoch"]) for v in history.values()):
+            raise ValueError("the history does not hold one value per epoch")
         newest = {
             "epoch": int(state["epoch"]),
-            "weights": state_path.parent / state["weights"],
+            "weights": state_path.parent / _weights_name(state["weights"]),
             "history": history,
             "finished": False,
         }
@@ -461,14 +494,22 @@ def read_backup(run_dir):
             candidates.append(
                 {
                     "epoch": epoch,
-                    "weights": state_path.parent / previous["weights"],
+                    "weights": state_path.parent / _weights_name(previous["weights"]),
                     "history": {k: v[:epoch] for k, v in history.items()},
                     "finished": False,
                 }
             )
-    except (ValueError, KeyError, TypeError) as error:
-        raise damaged(run_dir, error) from error
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        reason = "state.json is a folder" if state_path.is_dir() else f"{type(error).__name__}: {error}"
+        raise damaged(run_dir, reason) from error
     return candidates
+
+
+def _weights_name(name):
+    """A backup's weights file as ``state.json`` names it: only a plain ``epoch-NNNN.weights.h5``."""
+    if not isinstance(name, str) or not BACKUP_WEIGHTS.fullmatch(name):
+        raise ValueError(f"it names weights {name!r}, not a file epoch-NNNN.weights.h5 of the backup")
+    return name
 
 
 def damaged(run_dir, error):
@@ -503,6 +544,15 @@ def _load_first(model, candidates, run_dir):
                 f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}."
             )
         return state
+    if candidates[0]["finished"]:  # a finished run's model.keras, not a backup (there is none)
+        error = errors[0][1]
+        raise RunFolderError(
+            f"{MODEL} in run_dir {str(run_dir)!r} is damaged ({type(error).__name__}: "
+            f"{str(error).strip()[:200]}); nothing was changed. It is the run's trained model: "
+            f"restore it from a copy, or move the run folder aside and use a new run_dir (its "
+            f"{HISTORY} and {METRICS} stay readable); overwrite=True deletes this run's files "
+            "and trains it afresh"
+        )
     shapes = [line for _, error in errors for line in str(error).splitlines() if "shape" in line]
     if shapes:
         raise RunFolderError(
@@ -531,8 +581,8 @@ def commit_epoch(run_dir, model, history):
     if (backup / STATE).exists():
         try:
             old = read_json(backup / STATE)
-            previous = {"epoch": int(old["epoch"]), "weights": old["weights"]}
-        except (OSError, ValueError, KeyError, TypeError):
+            previous = {"epoch": int(old["epoch"]), "weights": _weights_name(old["weights"])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             previous = None
     if previous and (previous["epoch"] >= epoch or not (backup / previous["weights"]).exists()):
         previous = None
@@ -583,7 +633,7 @@ def load_history(run_dir):
     path = Path(run_dir) / HISTORY
     if not path.exists():
         raise RunFolderError(f"no {HISTORY} in run_dir {str(run_dir)!r}: 03_training.ipynb writes it")
-    return read_json(path)
+    return read_record(path)
 
 
 class FitHistory:
@@ -611,14 +661,10 @@ def load_fit_history(run_dir):
 
 
 def load_params(run_dir):
-    try:
-        return read_json(Path(run_dir) / PARAMS)
-    except ValueError as error:
-        raise RunFolderError(
-            f"{PARAMS} in run_dir {str(run_dir)!r} is damaged ({error}); nothing was changed. "
-            "Choose another run_dir, or pass overwrite=True to replace that run's files"
-        ) from error
+    """The run's ``params.json``, checked (:class:`RunFolderError` naming it when damaged)."""
+    return read_record(Path(run_dir) / PARAMS)
 
 
 def load_metrics(run_dir):
-    return read_json(Path(run_dir) / METRICS)
+    """The finished run's ``metrics.json``, checked (:class:`RunFolderError` naming it when damaged)."""
+    return read_record(Path(run_dir) / METRICS)

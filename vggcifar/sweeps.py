@@ -28,13 +28,29 @@ the runs epoch by epoch.
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
+import json
+import math
 import time
 import traceback
 from pathlib import Path
 
-from .files import read_json, write_json
-from .layout import EXECUTED, HISTORY, METRICS, PARAMS, SWEEP_RECORD, is_finished
+from .files import write_json
+from .layout import (
+    EXECUTED,
+    HISTORY,
+    METRICS,
+    PARAMS,
+    SWEEP_PLAN,
+    SWEEP_RECORD,
+    SWEEP_RESULTS,
+    RunFolderError,
+    in_the_way,
+    is_finished,
+    read_record,
+    shown,
+)
 from .locate import NotebooksMissing, notebooks_folder
 from .settings import ParameterError, check_params, data_source_kind, known_parameter
 
@@ -50,6 +66,12 @@ COLUMNS = (
     "seconds_per_epoch",
     "error",
 )
+#: The most runs one sweep plans: a grid grows fast (40 values of 4 names are 2.5 million
+#: runs), and a mistyped one would check for minutes, then train for months.
+MAX_RUNS = 1000
+#: Longest run folder name, in bytes of UTF-8 (file systems allow 255; the rest of the
+#: path needs room too); longer names are cut and end with a hash of the whole name.
+MAX_NAME_BYTES = 120
 
 
 # --- what to run ------------------------------------------------------------------
@@ -79,12 +101,30 @@ def parse_grid(options):
         name, equals, values = option.partition("=")
         if not equals or not name.strip() or not values.strip():
             raise ParameterError(f"--param must look like name=value1,value2; got {option!r}")
+        if name.strip() in grid:  # the later one would silently win
+            raise ParameterError(
+                f"--param {name.strip()} is given twice; give all its values in one: "
+                f"--param {name.strip()}=value1,value2"
+            )
         grid[name.strip()] = [parse_value(value.strip()) for value in values.split(",")]
     return grid
 
 
+def check_count(count):
+    """Refuse a sweep of more than :data:`MAX_RUNS` runs, before anything is checked or made."""
+    if count > MAX_RUNS:
+        raise ParameterError(
+            f"the sweep has {count:,} runs; a sweep takes at most {MAX_RUNS:,} (vggcifar.sweeps.MAX_RUNS). "
+            "Sweep fewer values, or split the grid into several sweeps"
+        )
+
+
 def expand(grid):
-    """Every combination of a grid, in the order given: a list of parameter sets."""
+    """Every combination of a grid, in the order given: a list of parameter sets.
+
+    A grid of more than :data:`MAX_RUNS` combinations is refused before it is made.
+    """
+    check_count(math.prod(len(values) for values in grid.values()))
     names = list(grid)
     return [dict(zip(names, values)) for values in itertools.product(*grid.values())]
 
@@ -109,10 +149,19 @@ def read_sets(path):
 
 
 def find_notebook(name):
-    """``"03"``, ``"03_training"`` or a path → the notebook's path."""
-    path = Path(name)
-    if path.suffix == ".ipynb" and path.is_file():
-        return path.resolve()
+    """``"03"``, ``"03_training"`` or a path → the notebook's path.
+
+    A path (with a folder, a suffix, or naming a file that exists) must be a Jupyter
+    notebook; a pattern (``*``, ``?``, ``[``) is refused, as the shell would have expanded it.
+    """
+    if any(c in str(name) for c in "*?["):
+        raise ParameterError(
+            f"--notebooks takes notebook names or paths, not patterns; got {name!r} "
+            "(e.g. --notebooks 03_training 04_plots)"
+        )
+    path = Path(name).expanduser()
+    if path.is_absolute() or len(path.parts) > 1 or path.suffix or path.exists():
+        return _notebook_file(path)
     try:  # shipped in the package, or a clone's notebooks/ (vggcifar.locate)
         folder = notebooks_folder()
     except NotebooksMissing as error:
@@ -122,6 +171,21 @@ def find_notebook(name):
         available = sorted(p.stem for p in folder.glob("*.ipynb"))
         raise ParameterError(f"notebook {name!r} not found; available: {available}")
     return found[0]
+
+
+def _notebook_file(path):
+    """``path`` as a notebook to run, or a :class:`ParameterError` saying why it is not one."""
+    if not path.exists():
+        raise ParameterError(f"--notebooks: {str(path)!r} not found")
+    if not path.is_file() or path.suffix != ".ipynb":
+        raise ParameterError(f"--notebooks: {str(path)!r} is not a Jupyter notebook (a .ipynb file)")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ParameterError(f"--notebooks: {str(path)!r} cannot be read as a notebook ({error})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("cells"), list):
+        raise ParameterError(f"--notebooks: {str(path)!r} is not a Jupyter notebook (it has no cells)")
+    return path.resolve()
 
 
 def notebook_parameters(notebook):
@@ -148,10 +212,20 @@ def absolute_paths(parameters):
 
 
 def run_name(params, swept):
-    """The run folder's name: the swept values, ``batch_size=32,epochs=5``."""
-    parts = [f"{name}={params[name]}" for name in swept]
-    name = ",".join(parts) or "run"
-    return "".join(c if c.isalnum() or c in "=,._-" else "_" for c in name)
+    """The run folder's name: the swept values, ``batch_size=32,epochs=5``.
+
+    At most :data:`MAX_NAME_BYTES` bytes of UTF-8: a longer name (a data path with long
+    folder names, say) is cut and ends with a short hash of the whole, so that two runs
+    still get two folders. The full parameters stay in the run's ``sweep.json`` and in
+    the results table.
+    """
+    full = ",".join(f"{name}={params[name]}" for name in swept) or "run"
+    name = "".join(c if c.isalnum() or c in "=,._-" else "_" for c in full)
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:10]
+    kept = name.encode("utf-8")[: MAX_NAME_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{kept}-{digest}"
 
 
 def plan(sets, chain=DEFAULT_CHAIN, fixed=None):
@@ -168,7 +242,13 @@ def plan(sets, chain=DEFAULT_CHAIN, fixed=None):
     sets = [dict(s) for s in sets]
     if not sets:
         raise ParameterError("a sweep needs at least one parameter set (--param or --sets)")
+    check_count(len(sets))
     swept = list(dict.fromkeys(name for s in sets for name in s))
+    both = sorted(set(swept) & set(fixed))
+    if both:  # the swept values would silently win over -p
+        raise ParameterError(
+            f"{both[0]} is given both as swept (--param or --sets) and for every run (-p); give it one way"
+        )
     for name in [*swept, *fixed]:
         if name == "run_dir":
             raise ParameterError("run_dir is set by the sweep: every run gets <out>/<name>/")
@@ -200,15 +280,24 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
     leaving the finished runs as they are. ``execute`` runs one notebook
     (:func:`vggcifar.runner.execute`, which prints its epoch lines; replaceable for tests).
     """
+    print(f"Checking {len(sets):,} run(s) before the first starts...", flush=True)
     notebooks, runs = plan(sets, chain, fixed)
     out = Path(out)
+    check_out(out, [name for name, _ in runs])
     out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / SWEEP_PLAN,
+        {"notebooks": [nb.stem for nb in notebooks], "runs": dict(runs)},
+    )
     if execute is None:
         from .runner import execute
     accepted = {nb: notebook_parameters(nb) for nb in notebooks}
     for number, (name, params) in enumerate(runs, 1):
         run_dir = out / name
-        record = read_json(run_dir / SWEEP_RECORD) if (run_dir / SWEEP_RECORD).is_file() else {}
+        try:
+            record = _optional(run_dir, SWEEP_RECORD)
+        except RunFolderError:  # the sweep's own record: the run is tried again and recorded anew
+            record = {}
         if record.get("status") == "finished" and is_finished(run_dir):
             print(f"[run {number} of {len(runs)}] {name}: finished before, skipped", flush=True)
             continue
@@ -261,7 +350,8 @@ def run_sweep(sets, out, chain=DEFAULT_CHAIN, fixed=None, execute=None):
 
     from .plots import plot_sweep
 
-    figures = plot_sweep(rows, {row["run"]: _history(out / row["run"]) for row in rows}, swept, out)
+    histories = {row["run"]: _history(out / row["run"]) if row["status"] != "damaged" else {} for row in rows}
+    figures = plot_sweep(rows, histories, swept, out)
     for figure in figures:  # saved in out; a notebook draws its own with plot_sweep
         plt.close(figure)
     return rows
@@ -277,33 +367,83 @@ def _last_line(error):
 # --- what came out ----------------------------------------------------------------
 
 
+def check_out(out, names):
+    """Refuse ``out`` unless it is new or empty, or a sweep folder of this project.
+
+    A sweep writes ``results.csv``, ``results.md`` and two figures into ``out``, and a
+    run folder per set; in a folder of someone else's those could replace the user's
+    own files. It is ours when it holds the sweep's plan (``sweep-plan.json``, written
+    at a sweep's first start) or run folders with ``sweep.json``. A folder that is not
+    ours is refused rather than written beside under new names: the same command started
+    again must find its own runs and table, and a fresh folder costs one word. Each run
+    folder must be usable too (:func:`vggcifar.layout.in_the_way`): its executed
+    notebooks are written before the notebooks check it.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {str(out)!r} is a file, not a folder; choose another --out")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    ours = (out / SWEEP_PLAN).is_file() or any((out / n / SWEEP_RECORD).is_file() for n in entries)
+    if entries and not ours:
+        results = [name for name in SWEEP_RESULTS if name in entries]
+        replaced = f"; its {', '.join(results)} would be replaced" if results else ""
+        raise ParameterError(
+            f"--out {str(out)!r} holds files and is not a sweep folder of this project "
+            f"({shown(entries)}){replaced}. Nothing was written: choose a new or empty folder for --out"
+        )
+    for name in names:
+        problem = in_the_way(out / name)
+        if problem:
+            raise ParameterError(
+                f"--out: the run folder {str(out / name)!r} cannot be used: {problem}. "
+                "Nothing was written: move those files aside, or choose another --out"
+            )
+
+
+def _optional(run_dir, name):
+    """A record of ``run_dir``, checked (:func:`vggcifar.layout.read_record`); ``{}`` when absent."""
+    path = Path(run_dir) / name
+    return read_record(path) if path.exists() else {}
+
+
 def _history(run_dir):
-    path = Path(run_dir) / HISTORY
-    return read_json(path) if path.is_file() else {}
+    try:
+        return _optional(run_dir, HISTORY)
+    except RunFolderError:
+        return {}
 
 
 def gather(out, names):
-    """One row per run, read from its run folder's records."""
+    """One row per run, read from its run folder's records.
+
+    A run whose record is damaged gets the status ``damaged`` and the reason, naming the
+    file; the other runs' rows, the table and the figures do not depend on it.
+    """
     rows = []
     for name in names:
         run_dir = Path(out) / name
-        record = read_json(run_dir / SWEEP_RECORD) if (run_dir / SWEEP_RECORD).is_file() else {}
-        params = read_json(run_dir / PARAMS) if (run_dir / PARAMS).is_file() else {}
-        metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).is_file() else {}
-        history = _history(run_dir)
+        found, damage = {}, ""
+        for record_name in (SWEEP_RECORD, PARAMS, METRICS, HISTORY):
+            try:
+                found[record_name] = _optional(run_dir, record_name)
+            except RunFolderError as error:
+                found[record_name] = {}
+                damage = damage or f"{record_name} is damaged ({getattr(error, 'reason', error)})"
+        record, params, metrics, history = (found[n] for n in (SWEEP_RECORD, PARAMS, METRICS, HISTORY))
         val = history.get("val_accuracy", [])
         seconds = history.get("seconds", [])
+        parameters = record.get("parameters", {})
         rows.append(
             {
                 "run": name,
-                "parameters": {**params, **record.get("parameters", {})},
-                "status": record.get("status", "not run"),
+                "parameters": {**params, **(parameters if isinstance(parameters, dict) else {})},
+                "status": "damaged" if damage else record.get("status", "not run"),
                 "epochs_done": len(history.get("epoch", [])),
                 "final_val_accuracy": val[-1] if val else None,
                 "best_val_accuracy": max(val) if val else None,
-                "test_accuracy": metrics.get("test_accuracy"),
+                "test_accuracy": metrics.get("test_accuracy") if not damage else None,
                 "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-                "error": record.get("error", ""),
+                "error": damage or record.get("error", ""),
             }
         )
     return rows

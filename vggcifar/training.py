@@ -19,7 +19,7 @@ from .data import load_data, one_hot, stratified_split
 from .environment import accelerator_present, choose_precision, choose_strategy, precision_policy
 from .improvements import compile_recipe, make_augmenter, model_options
 from .model import build_vgg16
-from .runs import LOGS, RunFolder, is_finished, load_params
+from .runs import LOGS, RunFolder, is_finished, load_history, load_metrics, load_params
 from .settings import (
     ARTICLE_RECIPE,
     DATA_CACHE,
@@ -315,7 +315,8 @@ def ensure_finished_run(notebook, **params):
     """
     record = run_params(**params)
     run_dir = Path(record["run_dir"])
-    if is_finished(run_dir):
+    if is_finished(run_dir):  # its records checked: a damaged one is named, never trained over
+        load_history(run_dir), load_metrics(run_dir)
         print(f"Using the finished run in {str(run_dir)!r} (made with {load_params(run_dir)}).")
         return False
     print(
