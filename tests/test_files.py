@@ -354,3 +354,22 @@ def test_a_damaged_record_is_taken_over_without_another_error(tmp_path):
         lock.write_text(json.dumps(record))
         os.utime(lock, (0, 0))
         assert files.acquire_lock(lock) and files.held_by_me(lock)
+
+
+def test_a_full_disk_is_named_and_the_old_file_stays(tmp_path):
+    import errno
+
+    from vggcifar.files import DiskFullError, replacing
+
+    kept = tmp_path / "model.keras"
+    kept.write_text("the trained model")
+    full = r"disk full: '.*model\.keras' could not be written .* MB free"
+    with pytest.raises(DiskFullError, match=full), replacing(kept) as temporary:
+        temporary.write_text("half a mod")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert kept.read_text() == "the trained model" and [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    h5py_says = "Unable to synchronously write data (file write failed: errno = 28, error message = ...)"
+    with pytest.raises(DiskFullError), replacing(kept):  # h5py says it in its message only
+        raise OSError(h5py_says)
+    with pytest.raises(PermissionError), replacing(kept):  # other errors pass through as they are
+        raise PermissionError(errno.EACCES, "Permission denied")

@@ -16,11 +16,13 @@ lock, a stale one or a damaged one; the others get :class:`LockedError`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -58,7 +60,8 @@ def replacing(path):
     The temporary name (:func:`temporary_name`) is unique to this call and keeps the
     file's suffix. Two writers of the same path each write their own temporary file and
     each replaces ``path`` in one step: the result is one of their complete contents. If
-    the block fails, the temporary file is removed and ``path`` is left as it was.
+    the block fails, the temporary file is removed and ``path`` is left as it was; a full
+    disk is reported as :class:`DiskFullError`, naming the file and the space left.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +71,41 @@ def replacing(path):
         _flush_file(temporary)
         os.replace(temporary, path)
         _flush_folder(path.parent)
+    except OSError as error:
+        if not _disk_full(error):
+            raise
+        temporary.unlink(missing_ok=True)  # give back what the cut-off write took
+        raise DiskFullError(path, error) from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+class DiskFullError(OSError):
+    """A write that found the disk full; ``path`` (and what it held before) is unchanged."""
+
+    def __init__(self, path, error):
+        path = Path(path)
+        try:
+            left = f"{shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free"
+        except OSError:
+            left = "free space unknown"
+        super().__init__(
+            errno.ENOSPC,
+            f"disk full: {str(path)!r} could not be written ({left} on that disk; {error}). "
+            "Nothing was replaced: the file there before, if any, is as it was. Free some space "
+            "(or choose a folder on another disk) and run the same cells again: a run resumes "
+            "from its last backup",
+        )
+        self.path = path
+
+    def __str__(self):
+        return self.strerror
+
+
+def _disk_full(error):
+    """True for an OSError that says the disk is full (h5py reports it in its message only)."""
+    text = str(error)
+    return error.errno == errno.ENOSPC or "No space left on device" in text or "errno = 28" in text
 
 
 @contextlib.contextmanager
