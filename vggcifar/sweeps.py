@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -36,7 +37,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .files import write_json
+from .files import write_json, write_text
 from .layout import (
     EXECUTED,
     HISTORY,
@@ -462,13 +463,14 @@ def write_results(rows, out, swept):
         [row["run"], *(row["parameters"].get(name) for name in swept), *(row[column] for column in COLUMNS)]
         for row in rows
     ]
-    with open(Path(out) / "results.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows([[_cell(v) for v in line] for line in table])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[_cell(v) for v in line] for line in table])
+    write_text(Path(out) / "results.csv", text.getvalue())  # whole or not at all, as every record
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v).replace("|", "/") for v in line) + " |" for line in table]
-    (Path(out) / "results.md").write_text("\n".join(lines) + "\n")
+    write_text(Path(out) / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
