@@ -146,8 +146,9 @@ def test_every_steps_cells_follow_in_order_under_its_heading():
                 cell.source,
             )
         assert by_id[f"step-{n}"].source.startswith(f"# Step {n}: ")
-    # 02 seeds and 03 opens its run folder at the start of their steps, as their own check cells do
-    assert "keras.utils.set_random_seed(seed)" in by_id["s2-check-parameters"].source
+    # 02 seeds (use_parameters) and 03 opens its run folder at the start of their steps, as their own
+    # check cells do
+    assert "use_parameters(globals())" in by_id["s2-check-parameters"].source
     assert "RunFolder(" in by_id["s3-check-parameters"].source
     assert ids.index("s3-check-parameters") == starts[2] + 1
 
