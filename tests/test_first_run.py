@@ -1,8 +1,9 @@
 """The README's first command, as a newcomer runs it: a quiet console, real pictures, visible learning.
 
-The default tier runs it at reduced size (20 pictures per class, one epoch) and checks what
-the console shows; the slow tier runs it exactly as the README gives it and checks the
-accuracy floor that the README promises.
+The default tier runs it at reduced size (3 of its 5 epochs: 27.0% measured on the sample's
+test pictures) and checks what the console shows and a floor of 20% (chance is 10%); the slow
+tier runs it exactly as the README gives it and checks the 30% floor below the README's
+"about 40%".
 """
 
 import json
@@ -66,9 +67,9 @@ def test_the_first_command_is_on_the_shipped_sample_with_the_quick_recipe():
     assert "--run-dir" in arguments
 
 
-def test_at_reduced_size_the_console_shows_each_notebook_each_epoch_and_a_summary(tmp_path):
-    arguments = [*first_command(), "-p", "subset", "20"]  # 200 pictures to train on
-    arguments[arguments.index("epochs") + 1] = "2"
+def test_at_reduced_size_it_learns_and_the_console_shows_each_notebook_each_epoch_and_a_summary(tmp_path):
+    arguments = first_command()
+    arguments[arguments.index("epochs") + 1] = "3"  # 3 of the 5 epochs
     console = run_first_command(arguments, tmp_path / "first")
     assert len(console) <= 150
     assert not [line for line in console if line.strip() in ("False", "True", "None")]  # no stray values
@@ -82,8 +83,9 @@ def test_at_reduced_size_the_console_shows_each_notebook_each_epoch_and_a_summar
         "[5 of 5] 05_saving",
     ]
     epochs = [line.split(":")[0].strip() for line in console if line.lstrip().startswith("epoch ")]
-    assert epochs == ["epoch 1/2", "epoch 2/2"]
+    assert epochs == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     metrics = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.20, metrics  # it learns from the real pictures (chance: 10%)
     summary = next(line for line in console if line.startswith("Done in "))
     assert f"Test accuracy {metrics['test_accuracy']:.1%}" in summary
     assert f"Figures: {tmp_path / 'first' / 'accuracy.png'}, {tmp_path / 'first' / 'loss.png'}" in console
