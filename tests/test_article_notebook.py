@@ -138,19 +138,18 @@ def test_every_steps_cells_follow_in_order_under_its_heading():
     for n, name in enumerate(STEPS, start=1):
         end = starts[n] if n < len(STEPS) else len(ids)
         section = ids[starts[n - 1] + 1 : end]
-        copied = [i for i in section if i != f"s{n}-check-parameters"]
-        assert copied == [f"s{n}-{c.id}" for c in own_cells(name)], name
-        for cell in own_cells(name):
-            assert (by_id[f"s{n}-{cell.id}"].cell_type, by_id[f"s{n}-{cell.id}"].source) == (
-                cell.cell_type,
-                cell.source,
-            )
+        # every own cell of the step, in order, as one lesson holds it (some left out or replaced)
+        lesson = [make.lesson_cell(c, n, n == 1) for c in own_cells(name)]
+        expected = [c for c in lesson if c is not None and c.id not in make.OMIT]
+        assert [i for i in section if i != "exercises"] == [c.id for c in expected], name
+        for cell in expected:
+            summary = make.split_exercises(cell.source)[0] if cell.cell_type == "markdown" else cell.source
+            assert (by_id[cell.id].cell_type, by_id[cell.id].source) == (cell.cell_type, summary)
         assert by_id[f"step-{n}"].source.startswith(f"# Step {n}: ")
-    # 02 seeds (use_parameters) and 03 opens its run folder at the start of their steps, as their own
-    # check cells do
-    assert "use_parameters(globals())" in by_id["s2-check-parameters"].source
-    assert "RunFolder(" in by_id["s3-check-parameters"].source
-    assert ids.index("s3-check-parameters") == starts[2] + 1
+    # what 02's and 03's check cells do besides checking runs in 00's one check cell
+    check = by_id["check-parameters"].source
+    assert "use_parameters(globals())" in check and "RunFolder(" in check
+    assert ids[-1] == "exercises"
 
 
 def test_committed_without_outputs_with_its_own_colab_link_and_a_gpu():
@@ -220,3 +219,42 @@ def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
     ):
         assert (run_dir / produced).exists(), produced
     assert "All three files give back the same model." in text["s5-reload"]
+
+
+# (d) one lesson: no other notebooks named, data loaded once, model built once ------------------
+
+
+def test_the_article_names_no_other_notebook_of_the_article():
+    import re
+
+    stale = re.compile(r"\b0[1-8]_[a-z]+|\b[Nn]otebooks? 0\d\b|ノートブック ?0\d|^\s*(?:Next:|次は)", re.M)
+    allowed = re.compile(make.ALLOWED_REFERENCES)
+    found = [
+        (cell.id, match.group(0))
+        for cell in nbformat.read(ARTICLE, as_version=4).cells
+        for match in stale.finditer(allowed.sub("", cell.source))
+    ]
+    assert not found
+
+
+def test_the_article_loads_the_data_once_and_builds_the_model_once():
+    code = [c for c in nbformat.read(ARTICLE, as_version=4).cells if c.cell_type == "code"]
+    calls, models = [], []
+    for cell in code:
+        tree = ast.parse(cell.source)
+        calls += [
+            cell.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "load_data"
+        ]
+        for node in tree.body:  # the notebook's model, not build_vgg16's own `model` inside it
+            if (
+                isinstance(node, ast.Assign)
+                and [ast.unparse(t) for t in node.targets] == ["model"]
+                and isinstance(node.value, ast.Call)
+                and ast.unparse(node.value.func) in ("keras.Sequential", "build_vgg16")
+            ):
+                models.append(cell.id)
+    assert calls == ["s1-load"]
+    assert models == ["s2-listing"]
+    assert not [c.id for c in code if "ensure_finished_run(" in c.source]

@@ -15,6 +15,26 @@ to a step's ``check-parameters`` cell are its setup and are left out, except wha
 check cell does besides checking (02 seeds, 03 opens its run folder): those lines open
 the step, so that each step starts as its own notebook does. The test suite runs the
 check (``tests/test_article_notebook.py``).
+
+00 reads as one lesson, not as five notebooks side by side:
+
+* One setup, one ``parameters`` cell, one check cell: what each step's check cell does
+  besides checking (02 seeds, 03 applies the parameters and opens its run folder) runs in
+  00's check cell, so that step 2's model is built under the precision and strategy.
+* Data loaded once, model built once. A step notebook runs on its own, so 03 and 05 load
+  the data again, 03 builds the model again and 04 and 05 find (or train) a run. In 00,
+  top-level statements ``dataset = load_data(...)`` and ``print(dataset.describe())`` after
+  step 1 are dropped, and the table ``OMIT`` names the step cells 00 leaves out and
+  ``REPLACED`` those it replaces, each with the reason: step 3 trains step 2's ``model``,
+  step 4 plots 03's ``history``, step 5 saves the trained model read back from the run
+  folder's ``model.keras``, as 05 does (so 05's file sizes hold in 00). A name in the tables
+  that no step has any more stops the script.
+* No references to the other notebooks: ``REWRITES`` turns "notebook 0N", "ノートブック 0N"
+  and ``0N_name`` (N = 1 to 5) into "step N" / "ステップ N"; "Next:" and "次は" paragraphs
+  are dropped. Notebooks 06 to 08 lie past the article and keep their names
+  (``ALLOWED_REFERENCES``, which the test reads too).
+* One closing cell gathers the steps' exercises, each under its step, and the pointer past
+  the article (05's last paragraph), with the credits of the article's sources.
 """
 
 from __future__ import annotations
@@ -62,6 +82,76 @@ MARKER = "<!-- ja -->"
 SETUP_TITLE = "# @title Setup"  # a step's one setup cell, folded in Colab
 COLAB_LOGO = "https://www.tensorflow.org/images/colab_logo_32px.png"
 GITHUB_LOGO = "https://www.tensorflow.org/images/GitHub-Mark-32px.png"
+
+
+#: Step cells that 00 leaves out, and why.
+OMIT = {
+    "s3-build": "step 3 trains step 2's `model`: 00 builds the model once",
+}
+#: Step cells that 00 replaces (markdown: (English, Japanese); code: source), and why.
+REPLACED = {
+    "s3-build-heading": (
+        "## The model · モデル\n\nThe model is step 2's `model`, the article's listing, built "
+        "after the setup cell set the seed, the precision and the strategy. It is trained here.",
+        "モデルはステップ 2 の `model`(記事の層ごとのリスト)です。準備のセルがシード、計算精度、分散戦略を"
+        "設定した後で組み立てられています。ここではそれを学習させます。",
+    ),
+    "s3-load-heading": (
+        "## Prepare the data · データを準備する\n\nThe data of step 1, `dataset`, prepared as "
+        "the article does it: pixels become 32-bit floats divided by 255, labels become one-hot "
+        "vectors.\n\n`split_validation` decides which pictures the model is checked on after "
+        'every epoch (`x_val`, `y_val`). With the article\'s `validation = "test"` they are simply '
+        "the test pictures, as in the article's `validation_data=(x_test, y_test)`; the section "
+        '*A word on validation* below says why that is questionable, and what `"holdout"` does '
+        "instead.",
+        "ステップ 1 のデータ `dataset` を、記事と同じように準備します。画素値は 32 ビットの浮動小数点数にして 255 で"
+        "割り、ラベルはワンホット表現のベクトルにします。\n\n`split_validation` は、各エポックの後にモデルを"
+        '確かめる画像(`x_val`、`y_val`)を決めます。記事と同じ `validation = "test"` では、記事の '
+        "`validation_data=(x_test, y_test)` と同じく、テストデータの画像そのものです。これがなぜ問題になりうるのか、"
+        'また `"holdout"` では代わりに何をするのかは、後の「検証についてひとこと」の節で説明します。',
+    ),
+    "s4-run-heading": (
+        "## The history · 履歴\n\n`history`, what step 3's `model.fit` returned, holds one list "
+        "per metric (`loss`, `accuracy`, `val_loss`, `val_accuracy`) in `history.history`, one "
+        "number per epoch. The red curves are the validation pictures that `validation` chose.",
+        "`history` はステップ 3 の `model.fit` が返したもので、`history.history` に評価指標(`loss`、"
+        "`accuracy`、`val_loss`、`val_accuracy`)ごとに、エポックごとの値を 1 つずつ並べたリストを持ちます。"
+        "赤い曲線は、`validation` が選んだ検証用の画像のものです。",
+    ),
+    "s4-run": (
+        'red_line = validation_label(validation)  # "test", as in the article\n'
+        'print(f"{len(history.epoch)} epochs in history; the red curves are {red_line!r}")\n'
+    ),
+    "s5-run-heading": (
+        "## The trained model · 学習済みモデル\n\nThe run folder that step 3 wrote ends with the "
+        "trained model, `model.keras`; `keras.models.load_model` reads it back. It holds the "
+        "layers and the weights, not Adam's state: the model saved below is the trained one, "
+        "without the optimizer that `fit` left in memory.",
+        "ステップ 3 が書き出した実行フォルダには、最後に学習済みモデル `model.keras` が入ります。"
+        "`keras.models.load_model` でこれを読み込みます。このファイルはレイヤーと重みを持ち、Adam の状態は"
+        "持ちません。下で保存するのは学習済みのモデルで、`fit` がメモリに残した最適化手法は含みません。",
+    ),
+    "s5-run": (
+        "model = keras.models.load_model(Path(run_dir) / runs.MODEL)  # the trained model, without Adam's state\n"
+        'print("loaded", model.name, f"with {model.count_params():,} parameters from {run_dir!r}")\n'
+    ),
+}
+#: Text rewrites in 00's markdown: the other notebooks of the article become its steps.
+REWRITES = [
+    (r"\*\*0([1-5])_[a-z]+\*\*", r"**step \1**"),
+    (r"`0([1-5])_[a-z]+(?:\.ipynb)?`", r"step \1"),
+    (r"\b0([1-5])_[a-z]+\b", r"step \1"),
+    (r"\bnotebooks 04\s+to 08\b", "the later steps and notebooks 06 to 08"),
+    (r"ノートブック 04 から 08", "後のステップとノートブック 06 から 08"),
+    (r"\bnotebook 0([1-5])\b", r"step \1"),
+    (r"\bNotebook 0([1-5])\b", r"Step \1"),
+    (r"ノートブック 0([1-5])", r"ステップ \1"),
+]
+#: What 00 may still name: the notebooks past the article.
+ALLOWED_REFERENCES = r"[Nn]otebooks? 0[6-8]|ノートブック 0[6-8]|notebooks 06 to 08"
+#: A closing paragraph of a step's summary that points past the article.
+GOING_FURTHER = ("This is the end", "これで記事の")
+EXERCISES_EN, EXERCISES_JA = "## Exercises · 演習", "**演習**"
 
 
 class ArticleNotebookError(Exception):
@@ -316,7 +406,9 @@ def merged_imports(steps, defined):
     blocks[0] = commented([f"import {FIRST_IMPORT}"], [first]) + blocks[0]
     text = "\n\n".join("\n".join(block) for block in blocks)
     if left_out:
-        text += "\n" + "\n".join(f"# {n}: {step} defines it, below" for n, step in sorted(left_out.items()))
+        text += "\n" + "\n".join(
+            f"# {n}: step {STEPS.index(step) + 1} defines it, below" for n, step in sorted(left_out.items())
+        )
     if others:
         text += "\n\n" + "\n".join(others.values())
     _same_names(text, set(bound) - set(left_out))
@@ -439,41 +531,144 @@ def bilingual(english, japanese):
     return f"{english.strip()}\n\n{MARKER}\n\n" + "\n\n".join(paragraphs)
 
 
-def heading_cell(name, number, english, japanese, has_setup, finds_run):
-    english_notes = [f"The cells of `{name}.ipynb` after its setup, as they are there."]
-    japanese_notes = [f"`{name}.ipynb` のセットアップより後のセルを、そのまま並べています。"]
-    if has_setup:
-        english_notes.append(
-            "The first code cell is what its check cell does besides checking, "
-            "so that the step starts as its own notebook does."
-        )
-        japanese_notes.append(
-            "最初のコードセルは、そのノートブックのチェックセルがチェック以外に行う処理です。"
-            "これでステップは単独のノートブックと同じ状態から始まります。"
-        )
-    if finds_run:
-        english_notes.append(
-            "It looks for a finished run in `run_dir`: here it finds the one step 3 trained, "
-            "and trains none of its own."
-        )
-        japanese_notes.append(
-            "このステップは `run_dir` に終了済みの実行(ラン)を探します。"
-            "ここではステップ 3 で学習した実行が見つかるので、自分では学習しません。"
-        )
+STEP_NOTES = {
+    1: (
+        "The pictures and their labels, loaded once for the whole lesson.",
+        "画像とそのラベルです。レッスン全体で一度だけ読み込みます。",
+    ),
+    2: (
+        "The network, built once: the model that step 3 trains.",
+        "ネットワークを一度だけ組み立てます。ステップ 3 が学習させるモデルです。",
+    ),
+    3: (
+        "Step 2's model trained on step 1's data.",
+        "ステップ 2 のモデルをステップ 1 のデータで学習させます。",
+    ),
+    4: ("The curves of step 3's `history`.", "ステップ 3 の `history` の曲線を描きます。"),
+    5: ("The trained model saved as the article saves it.", "学習済みモデルを記事と同じように保存します。"),
+}
+
+
+def heading_cell(number, english, japanese):
+    english_note, japanese_note = STEP_NOTES.get(number, ("", ""))
     title = f"# Step {number}: {english} · ステップ {number}" + (f": {japanese}" if japanese else "")
-    english_text = title + "\n\n" + textwrap.fill(" ".join(english_notes), 90)
-    return nbformat.v4.new_markdown_cell(
-        bilingual(english_text, "".join(japanese_notes)), id=f"step-{number}"
-    )
+    english_text = title + "\n\n" + textwrap.fill(english_note, 90)
+    return nbformat.v4.new_markdown_cell(bilingual(english_text, japanese_note), id=f"step-{number}")
 
 
-def copied(cell, number):
+def copied(cell, number, source=None):
     new = {
         "code": nbformat.v4.new_code_cell,
         "markdown": nbformat.v4.new_markdown_cell,
         "raw": nbformat.v4.new_raw_cell,
     }[cell.cell_type]
-    return new(cell.source, metadata=copy.deepcopy(dict(cell.metadata)), id=f"s{number}-{cell.id}")
+    source = cell.source if source is None else source
+    return new(source, metadata=copy.deepcopy(dict(cell.metadata)), id=f"s{number}-{cell.id}")
+
+
+def lesson_cell(cell, number, first):
+    """The cell as 00 holds it (None: left out), with what this and the next calls give back."""
+    cell_id = f"s{number}-{cell.id}"
+    if cell_id in OMIT:
+        return None
+    if cell_id in REPLACED:
+        replacement = REPLACED[cell_id]
+        if cell.cell_type == "markdown":
+            return copied(cell, number, bilingual(*replacement))
+        return copied(cell, number, replacement)
+    if cell.cell_type == "markdown":
+        return copied(cell, number, one_lesson(cell.source))
+    if cell.cell_type == "code" and not first:
+        source = without_reloads(cell.source, cell_id)
+        return copied(cell, number, source) if source.strip() else None
+    return copied(cell, number)
+
+
+# --- one lesson -----------------------------------------------------------------------------
+
+
+def one_lesson(text):
+    """A markdown text of a step with the other notebooks' names made steps, "Next:" dropped."""
+    for pattern, replacement in REWRITES:
+        text = re.sub(pattern, replacement, text)
+    paragraphs = text.split("\n\n")
+    kept = [p for p in paragraphs if not p.lstrip().startswith(("Next:", "次は"))]
+    return "\n\n".join(kept)
+
+
+def _reloads(node):
+    """A statement that loads the data again, or describes it again (00 loaded it in step 1)."""
+    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Name) and func.id == "load_data"
+    return isinstance(node, ast.Expr) and ast.unparse(node) == "print(dataset.describe())"
+
+
+def without_reloads(source, where):
+    """The source without its top-level statements that load the data again."""
+    found = _statements(source, where)
+    kept = [text for node, text in found if not _reloads(node)]
+    if len(kept) == len(found):
+        return source
+    return "\n".join(kept).strip() + "\n" if kept else ""
+
+
+def split_exercises(source):
+    """``(summary, exercises (English, Japanese), going further paragraphs (English, Japanese))``."""
+    english, marker, japanese = source.partition(MARKER)
+    if not marker or EXERCISES_EN not in english or EXERCISES_JA not in japanese:
+        return source, None, None
+    summary_en, _, exercises_en = english.partition(EXERCISES_EN)
+    summary_ja, _, exercises_ja = japanese.partition(EXERCISES_JA)
+
+    def parts(text):
+        paragraphs = [p.strip() for p in text.strip().split("\n\n") if p.strip()]
+        further = [p for p in paragraphs if p.startswith(GOING_FURTHER)]
+        return "\n\n".join(p for p in paragraphs if p not in further), "\n\n".join(further)
+
+    (ex_en, further_en), (ex_ja, further_ja) = parts(exercises_en), parts(exercises_ja)
+    summary = f"{summary_en.strip()}\n\n{MARKER}\n\n{summary_ja.strip()}"
+    further = (further_en, further_ja) if further_en or further_ja else None
+    return summary, (ex_en, ex_ja), further
+
+
+CREDITS_EN = """
+### Credits · 出典
+
+The article rebuilt here (2020, in Japanese) trains VGG16 with BatchNormalization on
+CIFAR-10. VGG16: Simonyan & Zisserman, [*Very Deep Convolutional Networks for Large-Scale
+Image Recognition*](https://arxiv.org/abs/1409.1556), 2014. BatchNormalization: Ioffe &
+Szegedy, [*Batch Normalization: Accelerating Deep Network Training by Reducing Internal
+Covariate Shift*](https://arxiv.org/abs/1502.03167), 2015. CIFAR-10: Alex Krizhevsky,
+[*Learning Multiple Layers of Features from Tiny Images*](https://www.cs.toronto.edu/~kriz/cifar.html), 2009."""
+
+CREDITS_JA = """
+**出典**
+
+ここで再現した記事(2020 年、日本語)は、CIFAR-10 で BatchNormalization 付きの VGG16 を学習させます。
+
+VGG16:Simonyan & Zisserman、[*Very Deep Convolutional Networks for Large-Scale Image Recognition*](https://arxiv.org/abs/1409.1556)、2014 年。
+
+BatchNormalization:Ioffe & Szegedy、[*Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift*](https://arxiv.org/abs/1502.03167)、2015 年。
+
+CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*](https://www.cs.toronto.edu/~kriz/cifar.html)、2009 年。"""
+
+
+def closing_cell(exercises, further):
+    """00's last cell: every step's exercises under its step, the way past the article, credits."""
+    english, japanese = ["## Exercises · 演習"], []
+    for (number, topic_en, topic_ja), (ex_en, ex_ja) in exercises:
+        english.append(f"### Step {number}: {topic_en}\n\n{ex_en}")
+        japanese.append(f"**ステップ {number}" + (f":{topic_ja}**" if topic_ja else "**") + f"\n\n{ex_ja}")
+    english.append("## Going further · さらに進んで")
+    japanese.append("**さらに進んで**")
+    for further_en, further_ja in further:
+        english.append(further_en)
+        japanese.append(further_ja)
+    english.append(CREDITS_EN.strip())
+    japanese.append(CREDITS_JA.strip())
+    text = "\n\n".join(english) + f"\n\n{MARKER}\n\n" + "\n\n".join(japanese)
+    return nbformat.v4.new_markdown_cell(one_lesson(text), id="exercises")
 
 
 # --- 00's own cells -------------------------------------------------------------------------
@@ -495,39 +690,32 @@ Every step of the article, one after another on one machine, with the model trai
 
 
 OVERVIEW_EN = """
-The article's five steps (the data, the model, training, the plots, saving) in one
-notebook, on one machine. On Colab every notebook gets a fresh machine of its own, so
-notebooks 04 and 05 cannot see the run folder that 03 wrote (unless `run_dir` is on
-Google Drive) and each trains the 20-epoch model again. Here it is trained once, in
-step 3; steps 4 and 5 find that run and say "Using the finished run".
+The article's five steps (the data, the model, training, the plots, saving) as one lesson,
+on one machine: the data is loaded once, in step 1; the model is built once, in step 2;
+step 3 trains it, step 4 draws the curves of that training and step 5 saves the trained
+model. The exercises of every step are gathered at the end.
 
-The cells are those of `01_data.ipynb` to `05_saving.ipynb`, in order, after one shared
-setup: one install cell, one imports cell, one `parameters` cell and one check. The
-parameters and their defaults (the article's settings) are those of the five notebooks,
-so the same papermill command sets them. With a GPU like the article's (34 s an epoch)
-training takes about 11 minutes; on a CPU it takes hours: there, try `subset = 500` and
-`epochs = 2` first.
+One setup comes first: one install cell, one imports cell, one `parameters` cell and one
+check. The parameters and their defaults are the article's settings, so one papermill
+command sets them. With a GPU like the article's (34 s an epoch) training takes about 11
+minutes; on a CPU it takes hours: there, try `subset = 500` and `epochs = 2` first.
 
-This notebook is generated from 01 to 05 by `tools/make_article_notebook.py`. Do not edit
-it by hand: edit the step notebooks, then run `python tools/make_article_notebook.py`.
-The tests fail when it is out of step with them."""
+This notebook is generated by `tools/make_article_notebook.py` from the step notebooks of
+the article, which run on their own. Do not edit it by hand: edit the step notebooks, then
+run `python tools/make_article_notebook.py`. The tests fail when it is out of step with them."""
 
 OVERVIEW_JA = """
-記事の 5 つのステップ(データ、モデル、学習、グラフ、保存)を一つのノートブックにまとめ、
-一台のマシンで実行します。Colab ではノートブックごとに新しいマシンが割り当てられるため、
-ノートブック 04 と 05 からは 03 が書いた実行フォルダが見えず(`run_dir` が Google ドライブ上に
-ある場合を除く)、それぞれが 20 エポックのモデルをもう一度学習します。
-ここでは学習はステップ 3 の一回だけで、ステップ 4 と 5 はその実行(ラン)を見つけて
-"Using the finished run" と表示します。
+記事の 5 つのステップ(データ、モデル、学習、グラフ、保存)を一つのレッスンとして、一台のマシンで実行します。
+データはステップ 1 で一度だけ読み込み、モデルはステップ 2 で一度だけ組み立てます。ステップ 3 がそれを学習させ、
+ステップ 4 がその学習の曲線を描き、ステップ 5 が学習済みモデルを保存します。各ステップの演習は最後にまとめています。
 
-セルは `01_data.ipynb` から `05_saving.ipynb` までのものを順に並べ、その前に共通の準備を
-一つだけ置いています。インストールのセル、import のセル、`parameters` セル、チェックのセルが
-一つずつです。ノートブックのパラメータとその既定値(記事の設定)は 5 つのノートブックと同じなので、
-同じ papermill コマンドで設定できます。記事と同程度の GPU(1 エポック 34 秒)なら学習は約 11 分、
-CPU では数時間かかります。CPU では、まず `subset = 500` と `epochs = 2` を試してください。
+最初に共通の準備を一つだけ置いています。インストールのセル、import のセル、`parameters` セル、チェックのセルが
+一つずつです。パラメータとその既定値は記事の設定なので、一つの papermill コマンドで設定できます。
+記事と同程度の GPU(1 エポック 34 秒)なら学習は約 11 分、CPU では数時間かかります。
+CPU では、まず `subset = 500` と `epochs = 2` を試してください。
 
-このノートブックは `tools/make_article_notebook.py` が 01〜05 から生成したものです。手で編集せず、
-ステップのノートブックを編集してから `python tools/make_article_notebook.py` を実行してください。
+このノートブックは、単独で動く記事のステップのノートブックから `tools/make_article_notebook.py` が生成したものです。
+手で編集せず、ステップのノートブックを編集してから `python tools/make_article_notebook.py` を実行してください。
 ずれているとテストが失敗します。"""
 
 SETUP_EN = """
@@ -596,23 +784,19 @@ def build(home=None):
         nbformat.v4.new_code_cell(imports, id="imports"),
         nbformat.v4.new_markdown_cell(bilingual(PARAMETERS_EN, PARAMETERS_JA), id="parameters-heading"),
         parameters_cell,
-        nbformat.v4.new_code_cell(check, id="check-parameters"),
+        nbformat.v4.new_code_cell(
+            "\n".join([check, *(own_setup[name] for name in STEPS if name in own_setup)]),
+            id="check-parameters",
+        ),
     ]
-    numbers = set()
+    numbers, exercises, further, seen = set(), [], [], set()
     for name in STEPS:
         number, english, japanese = step_title(name, setups[name]["title"])
         if number in numbers:
             raise ArticleNotebookError(f"{name}: another step is also step {number}")
         numbers.add(number)
         own = parts[name][1]
-        code = "\n".join(c.source for c in own if c.cell_type == "code")
-        finds_run = "ensure_finished_run(" in code
-        cells.append(heading_cell(name, number, english, japanese, name in own_setup, finds_run))
-        if name in own_setup:
-            header = f"# From {name}'s check cell: what it does besides the checks, which ran above\n"
-            cells.append(
-                nbformat.v4.new_code_cell(header + own_setup[name], id=f"s{number}-check-parameters")
-            )
+        cells.append(heading_cell(number, english, japanese))
         for cell in own:
             if cell.cell_type == "code":
                 changed = _bound_at_top(ast.parse(cell.source)) & set(parameters)
@@ -621,7 +805,22 @@ def build(home=None):
                         f"{name}: cell {cell.id!r} assigns the parameter(s) {sorted(changed)}; in "
                         f"{TARGET} every later step would see the new value"
                     )
-            cells.append(copied(cell, number))
+            seen.add(f"s{number}-{cell.id}")
+            lesson = lesson_cell(cell, number, name == STEPS[0])
+            if lesson is None:
+                continue
+            if lesson.cell_type == "markdown":
+                summary, found, beyond = split_exercises(lesson.source)
+                lesson.source = summary
+                if found:
+                    exercises.append(((number, english, japanese), found))
+                if beyond:
+                    further.append(beyond)
+            cells.append(lesson)
+    stale = sorted((set(OMIT) | set(REPLACED)) - seen)
+    if stale:
+        raise ArticleNotebookError(f"{COMMAND.split()[1]} names cells {stale} that no step has any more")
+    cells.append(closing_cell(exercises, further))
     article.cells = cells
     ids = [cell.id for cell in cells]
     assert len(ids) == len(set(ids)), "cell ids repeat"
