@@ -76,21 +76,25 @@ def test_steps_that_disagree_on_a_default_are_refused(monkeypatch):
 # (b) one setup, then every step's cells in order ----------------------------------------------
 
 
-def test_one_install_one_imports_one_parameters_and_one_check_cell():
+def test_one_setup_cell_one_parameters_cell_and_one_check_cell():
     cells = nbformat.read(ARTICLE, as_version=4).cells
     code = [c for c in cells if c.cell_type == "code"]
-    assert [c.id for c in cells[:8]] == make.SETUP_IDS
+    assert [c.id for c in cells[:7]] == make.ARTICLE_SETUP_IDS
     assert len([c for c in cells if "parameters" in c.metadata.get("tags", [])]) == 1
     assert len([c for c in code if 'find_spec("vggcifar")' in c.source]) == 1
-    assert (
-        next(c for c in cells if c.id == "install").source
-        == next(c for c in read("01_data").cells if c.id == "install").source
-    )
+    # one setup cell, folded in Colab: 01's install part, then every step's imports
+    setup = next(c for c in cells if c.id == "install")
+    assert setup.source.startswith("# @title Setup\n") and setup.metadata == {"cellView": "form"}
+    install, imports = make.split_setup(setup.source)
+    assert install == make._cell(read("01_data"), "install").source
     assert len([c for c in code if "environment_report()" in c.source]) == 1
-    assert len([c for c in code if "check_params(" in c.source]) == 1
-    # every step's imports in one cell, `import vggcifar` first; what a step's own cells
-    # define (02's build_vgg16) is left out: that definition serves the later steps
-    imports = next(c for c in cells if c.id == "imports").source
+    # one check: every step checks and applies its parameters with the same line, run once here
+    check = next(c for c in cells if c.id == "check-parameters").source
+    assert len([c for c in code if "use_parameters(globals())" in c.source]) == 1
+    assert check.startswith("params = use_parameters(globals())") and "RunFolder(" in check
+    # `import vggcifar` first; what a step's own cells define (02's build_vgg16) is left out:
+    # that definition serves the later steps; what only the cells 00 leaves out or replaces
+    # used is left out too (04's and 05's ensure_finished_run)
     assert imports.startswith("import vggcifar  #")
     defined = make.defined_names({name: make.split_step(name, read(name)) for name in STEPS})
     assert "build_vgg16" in defined
@@ -104,11 +108,23 @@ def test_one_install_one_imports_one_parameters_and_one_check_cell():
         }
 
     every = set().union(
-        # a step's imports: its imports cell, or the imports part of its one setup cell
+        # a step's imports: the imports part of its one setup cell
         *(bound(make._cell(read(name), "imports").source) for name in STEPS)
     )
-    assert bound(imports) == {item for item in every if (item[3] or item[2]) not in defined}
-    assert not [c.id for c in code if c.id not in ("imports", "install") and bound(c.source)]
+    used = make._loaded_names([c.source for c in code])
+    expected = {
+        item
+        for item in every
+        if (item[3] or item[2]) not in defined and ((item[3] or item[2].split(".")[0]) in used)
+    }
+    # kept unused: `import vggcifar` (it quiets TensorFlow) and zipfile (for an exercise)
+    assert bound(imports) - expected == {
+        ("Import", None, "vggcifar", None),
+        ("Import", None, "zipfile", None),
+    }
+    assert expected <= bound(imports)
+    assert not [c.id for c in code if c.id != "install" and bound(c.source)]
+    assert "ensure_finished_run" not in imports
 
 
 def test_the_parameters_are_every_steps_with_the_same_defaults():
@@ -134,7 +150,7 @@ def test_every_steps_cells_follow_in_order_under_its_heading():
     assert len(ids) == len(set(ids))
     by_id = {c.id: c for c in notebook.cells}
     starts = [ids.index(f"step-{n}") for n in range(1, 6)]
-    assert starts == sorted(starts) and starts[0] == len(make.SETUP_IDS)
+    assert starts == sorted(starts) and starts[0] == len(make.ARTICLE_SETUP_IDS)
     for n, name in enumerate(STEPS, start=1):
         end = starts[n] if n < len(STEPS) else len(ids)
         section = ids[starts[n - 1] + 1 : end]
@@ -183,7 +199,7 @@ keras.Model.fit = _counted_fit"""
 @pytest.mark.slow  # a kernel for the cells of 01-05, which run under nbval in test_notebooks.py
 def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
     notebook = nbformat.read(ARTICLE, as_version=4)
-    at = [c.id for c in notebook.cells].index("imports") + 1
+    at = [c.id for c in notebook.cells].index("install") + 1
     notebook.cells.insert(at, nbformat.v4.new_code_cell(COUNT_FITS, id="count-fits"))
     notebook.cells.append(nbformat.v4.new_code_cell('print("model.fit calls:", FITS)', id="fits"))
     counted, out, run_dir = tmp_path / "00_article.ipynb", tmp_path / "out.ipynb", tmp_path / "run"
@@ -205,8 +221,10 @@ def test_the_article_runs_on_small_settings_and_trains_once(tmp_path):
         if c.cell_type == "code"
     }
     assert text["fits"].strip() == "model.fit calls: ['vgg16_bn']"  # step 3's fit, and no other
-    for step in ("s4-run", "s5-run"):  # 04 and 05 find 03's run and say so
-        assert "Using the finished run" in text[step] and "No finished run" not in text[step], step
+    # step 4 plots step 3's history; step 5 reads back the run's model: no run is looked for
+    assert text["s4-run"].startswith(f"{SMALL['epochs']} epochs in history"), text["s4-run"]
+    assert text["s5-run"].startswith("loaded vgg16_bn with 33,655,114 parameters"), text["s5-run"]
+    assert "finished run" not in "".join(text.values())
     assert json.loads((run_dir / "history.json").read_text())["epoch"] == [1]
     for produced in (
         "model.keras",

@@ -3,24 +3,23 @@
 
 On Colab every notebook gets its own machine, so 04 and 05 train a run of their own when
 03's run folder is not there. ``00_article`` holds the cells of ``01_data`` ...
-``05_saving`` in order, after one shared setup (one install cell, one imports cell, one
-``parameters`` cell, one check), and trains once.
+``05_saving`` in order, after one shared setup (one folded setup cell, one ``parameters``
+cell, one check), and trains once.
 
     python tools/make_article_notebook.py           # write notebooks/00_article.ipynb from 01-05
     python tools/make_article_notebook.py --check   # exit 1, saying what differs, when out of step
 
 The notebook is generated: edit 01 to 05 and run this script, never edit 00 by hand.
 Each step's cells keep their ids with ``s<step>-`` in front (``s3-train``); the cells up
-to a step's ``check-parameters`` cell are its setup and are left out, except what its
-check cell does besides checking (02 seeds, 03 opens its run folder): those lines open
-the step, so that each step starts as its own notebook does. The test suite runs the
-check (``tests/test_article_notebook.py``).
+to a step's ``check-parameters`` cell are its setup and are left out. The test suite runs
+the check (``tests/test_article_notebook.py``).
 
 00 reads as one lesson, not as five notebooks side by side:
 
-* One setup, one ``parameters`` cell, one check cell: what each step's check cell does
-  besides checking (02 seeds, 03 applies the parameters and opens its run folder) runs in
-  00's check cell, so that step 2's model is built under the precision and strategy.
+* One setup, one ``parameters`` cell, one check cell: every step's check cell, each line
+  once (``use_parameters`` applies the seed, precision and strategy; 03 opens its run
+  folder), so that step 2's model is built under the precision and strategy. Imports
+  that only the cells 00 leaves out or replaces used are left out.
 * Data loaded once, model built once. A step notebook runs on its own, so 03 and 05 load
   the data again, 03 builds the model again and 04 and 05 find (or train) a run. In 00,
   top-level statements ``dataset = load_data(...)`` and ``print(dataset.describe())`` after
@@ -71,6 +70,16 @@ SETUP_IDS = [
     "parameters",
     "check-parameters",
 ]
+#: 00's own setup cells: the install part and every step's imports in one folded cell.
+ARTICLE_SETUP_IDS = [
+    "title",
+    "overview",
+    "setup-heading",
+    "install",
+    "parameters-heading",
+    "parameters",
+    "check-parameters",
+]
 REQUIRED_IDS = ["title", "install", "imports", "parameters", "check-parameters"]
 #: Calls in a check cell that only check (or mount Google Drive): they run once, in 00's check cell.
 CHECK_CALLS = {"check_params", "mount_drive_if_needed"}
@@ -104,10 +113,12 @@ REPLACED = {
         "the test pictures, as in the article's `validation_data=(x_test, y_test)`; the section "
         '*A word on validation* below says why that is questionable, and what `"holdout"` does '
         "instead.",
-        "ステップ 1 のデータ `dataset` を、記事と同じように準備します。画素値は 32 ビットの浮動小数点数にして 255 で"
+        "ステップ 1 のデータ `dataset` を、記事と同じように準備します。"
+        "画素値は 32 ビットの浮動小数点数にして 255 で"
         "割り、ラベルはワンホット表現のベクトルにします。\n\n`split_validation` は、各エポックの後にモデルを"
         '確かめる画像(`x_val`、`y_val`)を決めます。記事と同じ `validation = "test"` では、記事の '
-        "`validation_data=(x_test, y_test)` と同じく、テストデータの画像そのものです。これがなぜ問題になりうるのか、"
+        "`validation_data=(x_test, y_test)` と同じく、"
+        "テストデータの画像そのものです。これがなぜ問題になりうるのか、"
         'また `"holdout"` では代わりに何をするのかは、後の「検証についてひとこと」の節で説明します。',
     ),
     "s4-run-heading": (
@@ -132,7 +143,8 @@ REPLACED = {
         "持ちません。下で保存するのは学習済みのモデルで、`fit` がメモリに残した最適化手法は含みません。",
     ),
     "s5-run": (
-        "model = keras.models.load_model(Path(run_dir) / runs.MODEL)  # the trained model, without Adam's state\n"
+        "model = keras.models.load_model(Path(run_dir) / runs.MODEL) "
+        " # the trained model, without Adam's state\n"
         'print("loaded", model.name, f"with {model.count_params():,} parameters from {run_dir!r}")\n'
     ),
 }
@@ -146,6 +158,22 @@ REWRITES = [
     (r"\bnotebook 0([1-5])\b", r"step \1"),
     (r"\bNotebook 0([1-5])\b", r"Step \1"),
     (r"ノートブック 0([1-5])", r"ステップ \1"),
+]
+#: Exercises worded for a step notebook, reworded for 00 (which has no build cell in step 3:
+#: its model is step 2's). Each text must still be in the step's exercises.
+EXERCISE_REWRITES = [
+    (
+        "in the build cell, use\n   `build_vgg16(dataset.input_shape, "
+        "dataset.num_classes, batch_norm=False)` instead",
+        "in a new cell after step 2's listing, write\n"
+        "   `model = build_vgg16(input_shape, num_classes, batch_norm=False)`",
+    ),
+    (
+        "組み立てのセルで代わりに `build_vgg16(dataset.input_shape, "
+        "dataset.num_classes, batch_norm=False)` を使い",
+        "ステップ 2 の層ごとのリストの後に新しいセルを置いて "
+        "`model = build_vgg16(input_shape, num_classes, batch_norm=False)` と書き",
+    ),
 ]
 #: What 00 may still name: the notebooks past the article.
 ALLOWED_REFERENCES = r"[Nn]otebooks? 0[6-8]|ノートブック 0[6-8]|notebooks 06 to 08"
@@ -333,7 +361,7 @@ def _group(module):
     return 0 if top in sys.stdlib_module_names else 1
 
 
-def merged_imports(steps, defined):
+def merged_imports(steps, defined, unused=frozenset()):
     """The union of the steps' imports cells, in isort's groups with ``import vggcifar`` first.
 
     A name that a step defines in its own cells (02's ``build_vgg16``) is not imported:
@@ -343,6 +371,7 @@ def merged_imports(steps, defined):
     bound = {}  # bound name -> what it is bound to, to catch one name bound two ways
     comments = {}  # an alias imported on a line of its own -> that line's comment
     plain, froms, others, left_out = {}, {}, {}, {}
+    kept_unused = set()  # imported for an exercise: kept although no cell uses it
     for name, setup in steps.items():
         for node, text in _statements(setup["imports"].source, f"{name} imports cell"):
             if isinstance(node, ast.Import):
@@ -370,6 +399,10 @@ def merged_imports(steps, defined):
                 if as_bound in defined:
                     left_out[as_bound] = defined[as_bound]
                     continue
+                if as_bound in unused and as_bound != FIRST_IMPORT and "noqa: F401" not in comment:
+                    continue  # only cells that 00 leaves out or replaces use it (not an exercise's)
+                if as_bound in unused:
+                    kept_unused.add(as_bound)
                 if comment and len(aliases) == 1:
                     comments.setdefault(alias, comment)
                 if kind == "import":
@@ -411,8 +444,18 @@ def merged_imports(steps, defined):
         )
     if others:
         text += "\n\n" + "\n".join(others.values())
-    _same_names(text, set(bound) - set(left_out))
+    _same_names(text, set(bound) - set(left_out) - (set(unused) - {FIRST_IMPORT} - kept_unused))
     return text, left_out
+
+
+def _loaded_names(sources):
+    """The names that the code of ``sources`` reads (``np`` of ``np.array``, not ``array``)."""
+    return {
+        node.id
+        for source in sources
+        for node in ast.walk(_parsed(source))
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
 
 
 def _same_names(text, expected):
@@ -436,10 +479,16 @@ def _check_call(node):
 
 
 def merged_check(steps, parameters):
-    """``(00's check cell, {step: the rest of its check cell})``."""
-    keywords, checks, rest = {}, {}, {}
-    for name, setup in steps.items():
+    """``(00's check cell, {step: the rest of its check cell})``.
+
+    A statement that several steps' check cells share (``params = use_parameters(globals())``)
+    runs once; its text, comment included, is that of the step with the most parameters,
+    whose comment says the most of what it applies.
+    """
+    keywords, checks, rest, shared = {}, {}, {}, {}
+    for index, (name, setup) in enumerate(steps.items()):
         own = []
+        weight = (len(_setup_content("parameters", setup["parameters"].source)), -index)
         for node, text in _statements(setup["check-parameters"].source, f"{name} check cell"):
             called = _check_call(node)
             if called == "check_params":
@@ -456,9 +505,12 @@ def merged_check(steps, parameters):
             elif called:
                 checks.setdefault(ast.dump(node), text)
             else:
-                own.append(text)
+                key = ast.dump(node)
+                if key not in shared or weight > shared[key][0]:
+                    shared[key] = (weight, text)
+                own.append(key)
         if own:
-            rest[name] = "\n".join(own)
+            rest[name] = own
     unknown = [k for k, v in keywords.items() if v not in parameters]
     if unknown:
         raise ArticleNotebookError(f"check_params is given {unknown}, which are not parameters")
@@ -468,7 +520,7 @@ def merged_check(steps, parameters):
             lines += _call("check_params(", [f"{k}={v}" for k, v in keywords.items()])
         else:
             lines.append(text)
-    return "\n".join(lines), rest
+    return "\n".join(lines), {name: [shared[key][1] for key in keys] for name, keys in rest.items()}
 
 
 # --- the steps' cells -----------------------------------------------------------------------
@@ -563,6 +615,8 @@ def copied(cell, number, source=None):
         "raw": nbformat.v4.new_raw_cell,
     }[cell.cell_type]
     source = cell.source if source is None else source
+    if cell.cell_type == "code":
+        source = source.rstrip("\n")  # as ruff format leaves a notebook's cell
     return new(source, metadata=copy.deepcopy(dict(cell.metadata)), id=f"s{number}-{cell.id}")
 
 
@@ -637,21 +691,27 @@ CREDITS_EN = """
 
 The article rebuilt here (2020, in Japanese) trains VGG16 with BatchNormalization on
 CIFAR-10. VGG16: Simonyan & Zisserman, [*Very Deep Convolutional Networks for Large-Scale
-Image Recognition*](https://arxiv.org/abs/1409.1556), 2014. BatchNormalization: Ioffe &
-Szegedy, [*Batch Normalization: Accelerating Deep Network Training by Reducing Internal
-Covariate Shift*](https://arxiv.org/abs/1502.03167), 2015. CIFAR-10: Alex Krizhevsky,
-[*Learning Multiple Layers of Features from Tiny Images*](https://www.cs.toronto.edu/~kriz/cifar.html), 2009."""
+Image Recognition*][vgg], 2014. BatchNormalization: Ioffe & Szegedy, [*Batch Normalization:
+Accelerating Deep Network Training by Reducing Internal Covariate Shift*][bn], 2015.
+CIFAR-10: Alex Krizhevsky, [*Learning Multiple Layers of Features from Tiny Images*][cifar], 2009.
+
+[vgg]: https://arxiv.org/abs/1409.1556
+[bn]: https://arxiv.org/abs/1502.03167
+[cifar]: https://www.cs.toronto.edu/~kriz/cifar.html"""
 
 CREDITS_JA = """
 **出典**
 
 ここで再現した記事(2020 年、日本語)は、CIFAR-10 で BatchNormalization 付きの VGG16 を学習させます。
 
-VGG16:Simonyan & Zisserman、[*Very Deep Convolutional Networks for Large-Scale Image Recognition*](https://arxiv.org/abs/1409.1556)、2014 年。
+VGG16:Simonyan & Zisserman、
+[*Very Deep Convolutional Networks for Large-Scale Image Recognition*][vgg]、2014 年。
 
-BatchNormalization:Ioffe & Szegedy、[*Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift*](https://arxiv.org/abs/1502.03167)、2015 年。
+BatchNormalization:Ioffe & Szegedy、
+[*Batch Normalization: Accelerating Deep Network Training by Reducing Internal
+Covariate Shift*][bn]、2015 年。
 
-CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*](https://www.cs.toronto.edu/~kriz/cifar.html)、2009 年。"""
+CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*][cifar]、2009 年。"""
 
 
 def closing_cell(exercises, further):
@@ -668,6 +728,13 @@ def closing_cell(exercises, further):
     english.append(CREDITS_EN.strip())
     japanese.append(CREDITS_JA.strip())
     text = "\n\n".join(english) + f"\n\n{MARKER}\n\n" + "\n\n".join(japanese)
+    for before, after in EXERCISE_REWRITES:
+        if before not in text:
+            raise ArticleNotebookError(
+                f"the exercises no longer say {before[:60]!r}...; "
+                f"update EXERCISE_REWRITES in {COMMAND.split()[1]}"
+            )
+        text = text.replace(before, after)
     return nbformat.v4.new_markdown_cell(one_lesson(text), id="exercises")
 
 
@@ -695,8 +762,9 @@ on one machine: the data is loaded once, in step 1; the model is built once, in 
 step 3 trains it, step 4 draws the curves of that training and step 5 saves the trained
 model. The exercises of every step are gathered at the end.
 
-One setup comes first: one install cell, one imports cell, one `parameters` cell and one
-check. The parameters and their defaults are the article's settings, so one papermill
+Three cells come first: the setup (folded in Colab), the `parameters` cell, and one cell
+that checks and applies the parameters and opens the run folder.
+The parameters and their defaults are the article's settings, so one papermill
 command sets them. With a GPU like the article's (34 s an epoch) training takes about 11
 minutes; on a CPU it takes hours: there, try `subset = 500` and `epochs = 2` first.
 
@@ -706,32 +774,38 @@ run `python tools/make_article_notebook.py`. The tests fail when it is out of st
 
 OVERVIEW_JA = """
 記事の 5 つのステップ(データ、モデル、学習、グラフ、保存)を一つのレッスンとして、一台のマシンで実行します。
-データはステップ 1 で一度だけ読み込み、モデルはステップ 2 で一度だけ組み立てます。ステップ 3 がそれを学習させ、
-ステップ 4 がその学習の曲線を描き、ステップ 5 が学習済みモデルを保存します。各ステップの演習は最後にまとめています。
+データはステップ 1 で一度だけ読み込み、モデルはステップ 2 で一度だけ組み立てます。
+ステップ 3 がそれを学習させ、
+ステップ 4 がその学習の曲線を描き、ステップ 5 が学習済みモデルを保存します。
+各ステップの演習は最後にまとめています。
 
-最初に共通の準備を一つだけ置いています。インストールのセル、import のセル、`parameters` セル、チェックのセルが
-一つずつです。パラメータとその既定値は記事の設定なので、一つの papermill コマンドで設定できます。
+最初に 3 つのセルを置いています。準備のセル(Colab では折りたたまれています)、`parameters` セル、
+そしてパラメータを確認して適用し、実行フォルダを開くセルです。
+パラメータとその既定値は記事の設定なので、一つの papermill コマンドで設定できます。
 記事と同程度の GPU(1 エポック 34 秒)なら学習は約 11 分、CPU では数時間かかります。
 CPU では、まず `subset = 500` と `epochs = 2` を試してください。
 
-このノートブックは、単独で動く記事のステップのノートブックから `tools/make_article_notebook.py` が生成したものです。
-手で編集せず、ステップのノートブックを編集してから `python tools/make_article_notebook.py` を実行してください。
+このノートブックは、
+単独で動く記事のステップのノートブックから `tools/make_article_notebook.py` が生成したものです。
+手で編集せず、
+ステップのノートブックを編集してから `python tools/make_article_notebook.py` を実行してください。
 ずれているとテストが失敗します。"""
 
 SETUP_EN = """
 ## Setup · 準備
 
-One cell installs the project's small package where it is missing; the next imports what
-all five steps use and checks the machine: versions, and whether a GPU is there.
-TensorFlow may print a few start-up lines first (about oneDNN and, on a machine without
-a GPU, "Could not find cuda drivers" or "failed call to cuInit"): they are notes, not errors."""
+One cell, folded in Colab (double-click it to see its code): it installs the project's
+small package where it is missing, imports what all five steps use, and prints the
+versions and whether a GPU is there. TensorFlow may print a few start-up lines first
+(about oneDNN and, on a machine without a GPU, "Could not find cuda drivers" or "failed
+call to cuInit"): they are notes, not errors."""
 
 SETUP_JA = """
-1 つ目のセルは、プロジェクトの小さなパッケージが入っていなければインストールします。
-次のセルは、5 つのステップで使うものを読み込み、マシンを確認します(バージョンと、GPU があるかどうか)。
-TensorFlow が最初に起動時のメッセージを数行表示することがあります(oneDNN について、
-また GPU のないマシンでは "Could not find cuda drivers" や "failed call to cuInit")。
-これらはお知らせであり、エラーではありません。"""
+1 つのセルです(Colab では折りたたまれています。ダブルクリックするとコードが見えます)。
+このプロジェクトの小さなパッケージが入っていなければインストールし、5 つのステップで使うものを読み込み、
+各ライブラリのバージョンと GPU があるかどうかを表示します。TensorFlow が最初に起動時のメッセージを
+数行表示することがあります(oneDNN について、また GPU のないマシンでは "Could not find cuda drivers" や
+"failed call to cuInit")。これらはお知らせであり、エラーではありません。"""
 
 PARAMETERS_EN = """
 ## Parameters · ノートブックのパラメータ
@@ -754,6 +828,20 @@ Google ドライブに残り、接続が切れて中断した実行も止まっ�
 時間のかかる処理が始まる前に、次のセルがすべてのパラメータを確認します。"""
 
 
+def setup_cell(install, imports):
+    """00's one setup cell, folded in Colab as the steps' are: the install part, then the imports."""
+    source = f"{SETUP_TITLE}\n{install.rstrip()}\n\n{imports}"
+    return nbformat.v4.new_code_cell(source, metadata={"cellView": "form"}, id="install")
+
+
+def split_setup(source):
+    """``(install part, imports part)`` of 00's setup cell (see :func:`setup_cell`)."""
+    head, marker, tail = source.partition(f"\nimport {FIRST_IMPORT}")
+    return head.removeprefix(SETUP_TITLE + "\n").rstrip() + "\n", (
+        marker.lstrip("\n") + tail
+    ) if marker else ""
+
+
 def build(home=None):
     """The 00_article notebook, made in memory from 01-05 (raises ArticleNotebookError)."""
     home = home or current_home()
@@ -762,7 +850,8 @@ def build(home=None):
     setups = {name: setup for name, (setup, _) in parts.items()}
     parameter_lines, parameters = merged_parameters(setups)
     check, own_setup = merged_check(setups, parameters)
-    imports, left_out = merged_imports(setups, defined_names(parts))
+    defined = defined_names(parts)
+    imports, left_out = merged_imports(setups, defined)
     for imported, step in left_out.items():
         users = [n for n in STEPS if imported in _imported_names(setups[n]["imports"].source)]
         if STEPS.index(users[0]) < STEPS.index(step):
@@ -780,12 +869,11 @@ def build(home=None):
         title_cell(home),
         nbformat.v4.new_markdown_cell(bilingual(OVERVIEW_EN, OVERVIEW_JA), id="overview"),
         nbformat.v4.new_markdown_cell(bilingual(SETUP_EN, SETUP_JA), id="setup-heading"),
-        nbformat.v4.new_code_cell(setups[STEPS[0]]["install"].source, id="install"),
-        nbformat.v4.new_code_cell(imports, id="imports"),
+        setup := setup_cell(setups[STEPS[0]]["install"].source, imports),
         nbformat.v4.new_markdown_cell(bilingual(PARAMETERS_EN, PARAMETERS_JA), id="parameters-heading"),
         parameters_cell,
         nbformat.v4.new_code_cell(
-            "\n".join([check, *(own_setup[name] for name in STEPS if name in own_setup)]),
+            "\n".join(dict.fromkeys(line for line in [check, *sum(own_setup.values(), [])] if line)),
             id="check-parameters",
         ),
     ]
@@ -821,6 +909,9 @@ def build(home=None):
     if stale:
         raise ArticleNotebookError(f"{COMMAND.split()[1]} names cells {stale} that no step has any more")
     cells.append(closing_cell(exercises, further))
+    used = _loaded_names([imports, *(c.source for c in cells if c.cell_type == "code")])
+    imports, _ = merged_imports(setups, defined, unused=set(_imported_names(imports)) - used)
+    cells[cells.index(setup)] = setup_cell(setups[STEPS[0]]["install"].source, imports)
     article.cells = cells
     ids = [cell.id for cell in cells]
     assert len(ids) == len(set(ids)), "cell ids repeat"
@@ -861,8 +952,8 @@ def _origins(cell_id, committed, steps):
     match = re.fullmatch(r"(?:s|step-)(\d+)(?:-.*)?", cell_id)
     if match and 1 <= int(match.group(1)) <= len(STEPS):
         return [STEPS[int(match.group(1)) - 1]]
-    if cell_id == "install":
-        return [STEPS[0]]
+    if cell_id == "install":  # the install part is 01's; the imports part is every step's
+        cell_id, committed = "imports", _imports_part(committed)
     if cell_id in ("imports", "parameters", "check-parameters"):
         have = _setup_content(cell_id, committed.source) if committed is not None else set()
         if cell_id == "imports":  # what a step defines is left out of the imports on purpose
@@ -878,6 +969,11 @@ def _origins(cell_id, committed, steps):
         ]
         return behind or STEPS
     return ["tools/make_article_notebook.py"]
+
+
+def _imports_part(cell):
+    """00's setup cell as an imports cell (None stays None)."""
+    return None if cell is None else nbformat.v4.new_code_cell(split_setup(cell.source)[1])
 
 
 def _cell(notebook, cell_id):
