@@ -38,7 +38,7 @@ import numpy as np
 
 from . import cifar
 from .folders import DataError, read_picture_folder
-from .settings import check_subset, data_source_kind
+from .settings import HOLDOUT_SHARE, VALIDATIONS, check_subset, data_source_kind
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
@@ -52,7 +52,16 @@ CIFAR10_CREDIT = (
     "https://www.cs.toronto.edu/~kriz/cifar.html"
 )
 
-__all__ = ["DataError", "Dataset", "load_data", "one_hot", "CIFAR10_CLASSES", "SAMPLE_SHA256"]
+__all__ = [
+    "DataError",
+    "Dataset",
+    "load_data",
+    "split_validation",
+    "pixels_to_float",
+    "one_hot",
+    "CIFAR10_CLASSES",
+    "SAMPLE_SHA256",
+]
 
 
 @dataclasses.dataclass
@@ -125,6 +134,11 @@ def load_data(data="cifar10", subset=None, seed=0, cache=None):
     if subset is not None:
         dataset = take_subset(dataset, subset, seed=seed)
     return dataset
+
+
+def pixels_to_float(x):
+    """uint8 pixels 0-255 → float32 0-1, as the article does before ``fit``."""
+    return np.asarray(x, dtype="float32") / 255.0
 
 
 def one_hot(labels, num_classes):
@@ -317,6 +331,33 @@ def stratified_split(labels, fraction, seed=0, class_names=None, purpose="held o
         held_out.append(members[:n_out])
         kept.append(members[n_out:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def split_validation(dataset, validation="test", seed=0):
+    """``(x_train, y_train, x_val, y_val)`` for training and its per-epoch validation.
+
+    ``"test"`` validates on the test split, as the article does. ``"holdout"`` sets
+    aside :data:`~vggcifar.settings.HOLDOUT_SHARE` of every class's training pictures
+    (chosen with ``seed``) and validates on those, so the test split stays unseen
+    until the end.
+    """
+    if validation not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
+    if validation == "test":
+        return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
+    kept, held_out = stratified_split(
+        dataset.y_train,
+        HOLDOUT_SHARE,
+        seed,
+        dataset.class_names,
+        "for validation='holdout' (use a larger subset, or validation='test')",
+    )
+    return (
+        dataset.x_train[kept],
+        dataset.y_train[kept],
+        dataset.x_train[held_out],
+        dataset.y_train[held_out],
+    )
 
 
 def stratified_sample(labels, per_class, seed=0):

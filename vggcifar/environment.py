@@ -15,6 +15,8 @@
   when more than one GPU is visible, and the default (one device) otherwise.
   ``batch_size`` is always the *global* batch: with two GPUs and batch_size 64,
   each GPU gets 32 pictures per step.
+* :func:`seed_everything` — Python's, NumPy's and TensorFlow's random numbers seeded,
+  optionally with TensorFlow's deterministic ops.
 """
 
 from __future__ import annotations
@@ -172,6 +174,20 @@ def _tpu_present():
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("TPU"))
+
+
+def seed_everything(seed, deterministic=False):
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TensorFlow's ops repeatable.
+
+    Deterministic ops can be slower, and once switched on they stay on for the session.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def mount_drive_if_needed(run_dir):

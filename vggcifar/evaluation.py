@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import pixels_to_float
 from .folders import to_rgb
 from .saving import check_model_file
-from .training import pixels_to_float
 
 #: Picture formats that :func:`read_picture` accepts: Pillow's decoders for common photos only.
 PICTURE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")

@@ -46,6 +46,7 @@ as strong. Papers that say "weight decay 5e-4" mean PyTorch's, so the model gets
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, check_recipe
 
@@ -59,6 +60,7 @@ __all__ = [
     "model_options",
     "augment_batch",
     "make_augmenter",
+    "make_pipeline",
 ]
 
 
@@ -174,7 +176,7 @@ def _between(index, start, size):
 
 
 def make_augmenter(recipe, size=None):
-    """``augment(pictures, seed)`` for :func:`vggcifar.training.make_pipeline`; None when all is off.
+    """``augment(pictures, seed)`` for :func:`make_pipeline`; None when all is off.
 
     ``size`` cuts every picture to a random ``size`` x ``size`` window at the end (the
     recipe's ``small_crops``, in the epochs that use them). ``recipe`` is checked already.
@@ -193,3 +195,30 @@ def make_augmenter(recipe, size=None):
         )
 
     return augment
+
+
+def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None):
+    """A ``tf.data`` pipeline of (float32 pictures / 255, one-hot labels) batches, for augmentation.
+
+    The pictures stay uint8 until a batch is taken. ``augment(pictures, seed)`` (see
+    :func:`make_augmenter`) changes each uint8 batch first, with a new seed for every
+    batch and epoch. It runs here rather than as layers inside the model: Keras' random
+    layers would keep XLA from compiling the model on GPUs.
+    """
+    import tensorflow as tf
+
+    pipeline = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, dtype="int32")))
+    if shuffle:
+        pipeline = pipeline.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    pipeline = pipeline.batch(batch_size)
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        pipeline = tf.data.Dataset.zip(pipeline, seeds).map(
+            lambda batch, batch_seed: (augment(batch[0], batch_seed), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    pipeline = pipeline.map(
+        lambda pictures, labels: (tf.cast(pictures, tf.float32) / 255.0, tf.one_hot(labels, num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return pipeline.prefetch(tf.data.AUTOTUNE)

@@ -13,11 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from .data import load_data, one_hot, stratified_split
-from .environment import accelerator_present, choose_precision, choose_strategy, precision_policy
-from .improvements import compile_recipe, make_augmenter, model_options
+# split_validation, pixels_to_float, seed_everything and make_pipeline live with their
+# step's work (data, environment, improvements); the notebooks import them from here too.
+from .data import load_data, one_hot, pixels_to_float, split_validation, stratified_split
+from .environment import (
+    accelerator_present,
+    choose_precision,
+    choose_strategy,
+    precision_policy,
+    seed_everything,
+)
+from .improvements import compile_recipe, make_augmenter, make_pipeline, model_options
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_history, load_metrics, load_params
 from .settings import (
@@ -25,7 +32,6 @@ from .settings import (
     DATA_CACHE,
     HOLDOUT_SHARE,
     TRAINING,
-    VALIDATIONS,
     ParameterError,
     check_batch_size,
     check_params,
@@ -36,69 +42,10 @@ from .settings import (
 from .speed import SpeedUps
 
 
-def pixels_to_float(x):
-    """uint8 pixels 0-255 → float32 0-1, as the article does before ``fit``."""
-    return np.asarray(x, dtype="float32") / 255.0
-
-
 def compile_like_article(model):
     """The article's compile: Adam with its default settings, categorical cross-entropy, accuracy."""
     model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def split_validation(dataset, validation="test", seed=0):
-    """``(x_train, y_train, x_val, y_val)`` for training and its per-epoch validation.
-
-    ``"test"`` validates on the test split, as the article does. ``"holdout"`` sets
-    aside :data:`~vggcifar.settings.HOLDOUT_SHARE` of every class's training pictures
-    (chosen with ``seed``) and validates on those, so the test split stays unseen
-    until the end.
-    """
-    if validation not in VALIDATIONS:
-        raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
-    if validation == "test":
-        return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
-    kept, held_out = stratified_split(
-        dataset.y_train,
-        HOLDOUT_SHARE,
-        seed,
-        dataset.class_names,
-        "for validation='holdout' (use a larger subset, or validation='test')",
-    )
-    return (
-        dataset.x_train[kept],
-        dataset.y_train[kept],
-        dataset.x_train[held_out],
-        dataset.y_train[held_out],
-    )
-
-
-def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None):
-    """A ``tf.data`` pipeline of (float32 pictures / 255, one-hot labels) batches, for augmentation.
-
-    The pictures stay uint8 until a batch is taken. ``augment(pictures, seed)`` (see
-    :func:`vggcifar.improvements.make_augmenter`) changes each uint8 batch first, with
-    a new seed for every batch and epoch. It runs here rather than as layers inside
-    the model: Keras' random layers would keep XLA from compiling the model on GPUs.
-    """
-    import tensorflow as tf
-
-    pipeline = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, dtype="int32")))
-    if shuffle:
-        pipeline = pipeline.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    pipeline = pipeline.batch(batch_size)
-    if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        pipeline = tf.data.Dataset.zip(pipeline, seeds).map(
-            lambda batch, batch_seed: (augment(batch[0], batch_seed), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    pipeline = pipeline.map(
-        lambda pictures, labels: (tf.cast(pictures, tf.float32) / 255.0, tf.one_hot(labels, num_classes)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
 def count_steps(dataset, params):
@@ -107,18 +54,6 @@ def count_steps(dataset, params):
     if params["validation"] == "holdout":  # counted from the labels, as split_validation splits
         pictures = len(stratified_split(dataset.y_train, HOLDOUT_SHARE, params["seed"])[0])
     return -(-pictures // params["batch_size"])
-
-
-def seed_everything(seed, deterministic=False):
-    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TensorFlow's ops repeatable.
-
-    Deterministic ops can be slower, and once switched on they stay on for the session.
-    """
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 #: The parameters of the step notebooks' ``parameters`` cells, and those a run's ``params.json`` records.
