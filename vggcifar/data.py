@@ -38,7 +38,7 @@ import numpy as np
 
 from . import cifar
 from .folders import DataError, read_picture_folder
-from .settings import HOLDOUT_SHARE, VALIDATIONS, check_subset, data_source_kind
+from .settings import HOLDOUT_SHARE, NAMED_SOURCES, VALIDATIONS, check_subset, data_source_kind
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Share of a train-only folder held out as its test split (CIFAR-10's 10,000 of 60,000 is 1/6).
@@ -119,7 +119,17 @@ def load_data(data="cifar10", subset=None, seed=0, cache=None):
     folder that keeps the downloaded CIFAR-10 (see :func:`vggcifar.cifar.download`).
     """
     subset = check_subset(subset)
-    kind = data_source_kind(data)
+    data_source_kind(data)  # an unknown source raises here, naming the allowed ones
+    return load_checked(data, subset, seed, cache)
+
+
+def load_checked(data, subset=None, seed=0, cache=None):
+    """:func:`load_data` for a ``data`` and ``subset`` that are checked already.
+
+    :func:`vggcifar.settings.run_params` checks them (a training run's record holds them
+    checked), so a run loads its data with this and does not check them again.
+    """
+    kind = str(data) if str(data) in NAMED_SOURCES else "folder"  # as data_source_kind says
     if kind == "cifar10":
         dataset = load_cifar10(cache=cache)
     elif kind == "sample":

@@ -48,7 +48,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, check_recipe
+from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, augments, check_recipe
 
 __all__ = [
     "ARTICLE_RECIPE",
@@ -181,7 +181,7 @@ def make_augmenter(recipe, size=None):
     ``size`` cuts every picture to a random ``size`` x ``size`` window at the end (the
     recipe's ``small_crops``, in the epochs that use them). ``recipe`` is checked already.
     """
-    if not (recipe["flip"] or recipe["crop_padding"] or recipe["cutout"] or size):
+    if not (augments(recipe) or size):
         return None
 
     def augment(pictures, seed):

@@ -290,13 +290,17 @@ def known_parameter(name):
     return name in _CHECKS
 
 
+#: What :func:`check_batch_size` says (and run_training, which checks the same inline).
+BATCH_TOO_LARGE = (
+    "batch_size {batch_size} is larger than the {pictures} training pictures; "
+    "use a batch_size of at most {pictures}, or more pictures"
+)
+
+
 def check_batch_size(batch_size, pictures):
     """After the data is loaded: a batch can hold at most all the training pictures."""
     if batch_size > pictures:
-        raise ParameterError(
-            f"batch_size {batch_size} is larger than the {pictures} training "
-            f"pictures; use a batch_size of at most {pictures}, or more pictures"
-        )
+        raise ParameterError(BATCH_TOO_LARGE.format(batch_size=batch_size, pictures=pictures))
     return batch_size
 
 
@@ -364,6 +368,16 @@ def small_crop_epochs(small_crops, small_crops_share, epochs):
     if not small_crops:
         return 0
     return min(int(small_crops_share * epochs), epochs - 1)
+
+
+def augments(recipe):
+    """True when ``recipe`` changes the training pictures (``flip``, ``crop_padding`` or ``cutout``).
+
+    Its pictures then go through an augmentation pipeline; otherwise they are given to
+    ``fit`` as arrays, as in the article. (``small_crops`` cuts windows only in the epochs
+    that use them.)
+    """
+    return bool(recipe["flip"] or recipe["crop_padding"] or recipe["cutout"])
 
 
 def recipe_of(params):

@@ -16,7 +16,7 @@ import keras
 
 # split_validation, pixels_to_float, seed_everything and make_pipeline live with their
 # step's work (data, environment, improvements); the notebooks import them from here too.
-from .data import load_data, one_hot, pixels_to_float, split_validation, stratified_split
+from .data import load_checked, one_hot, pixels_to_float, split_validation, stratified_split
 from .environment import (
     accelerator_present,
     choose_precision,
@@ -29,11 +29,12 @@ from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_history, load_metrics, load_params
 from .settings import (
     ARTICLE_RECIPE,
+    BATCH_TOO_LARGE,
     DATA_CACHE,
     HOLDOUT_SHARE,
     TRAINING,
     ParameterError,
-    check_batch_size,
+    augments,
     check_params,
     recipe_of,
     run_params,
@@ -150,6 +151,7 @@ def run_training(
     # one fit per picture size, so that each is compiled for fixed shapes.
     small_epochs = small_crop_epochs(recipe["small_crops"], recipe["small_crops_share"], epochs)
     parts = [(recipe["small_crops"], small_epochs)] if small_epochs else []
+    augmented = augments(recipe)  # the pictures go through make_pipeline, else as arrays
     run = RunFolder(  # checked before the download
         record["run_dir"],
         record,
@@ -158,17 +160,25 @@ def run_training(
         batch_size=batch_size,
         part_ends=[end for _, end in parts],
     )
-    seed_everything(seed, record["deterministic"])
-    dataset = load_data(record["data"], subset=record["subset"], seed=seed, cache=data_cache)
+    # The data (notebook 01), split for validation (03); float32 pictures, one-hot labels.
+    dataset = load_checked(record["data"], record["subset"], seed, data_cache)
     print(dataset.describe())
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], seed)
     classes = dataset.num_classes
-    check_batch_size(batch_size, len(x_train))
+    if batch_size > len(x_train):  # what check_batch_size checks in notebook 03
+        raise ParameterError(BATCH_TOO_LARGE.format(batch_size=batch_size, pictures=len(x_train)))
     if recipe["small_crops"] >= min(x_train.shape[1:3]):
         raise ParameterError(
             f"small_crops must be smaller than the pictures "
             f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}"
         )
+    validation_data = (pixels_to_float(x_val), one_hot(y_val, classes))
+    if record["validation"] == "holdout":  # the test split is scored once, at the end
+        run.test_data = (pixels_to_float(dataset.x_test), one_hot(dataset.y_test, classes))
+    # Without augmentation, as in notebook 03 and the article: arrays, shuffled by Keras.
+    arrays = None if augmented else {"x": pixels_to_float(x_train), "y": one_hot(y_train, classes)}
+    # The model (notebook 02), seeded, on the machine's precision and strategy, compiled.
+    seed_everything(seed, record["deterministic"])
     distribution = choose_strategy(record["strategy"])
     with precision_policy(choose_precision(record["precision"])), distribution.scope():
         model = build_vgg16(dataset.input_shape, classes, **model_options(recipe))
@@ -176,21 +186,14 @@ def run_training(
             compile_like_article(model)
         else:
             compile_recipe(model, recipe, epochs, -(-len(x_train) // batch_size))
-    if record["validation"] == "holdout":  # the test split is scored once, at the end
-        run.test_data = (pixels_to_float(dataset.x_test), one_hot(dataset.y_test, classes))
     initial_epoch = run.resume(model)
     board = keras.callbacks.TensorBoard(str(run.run_dir / LOGS))  # tensorboard --logdir <folder>
-    validation_data = (pixels_to_float(x_val), one_hot(y_val, classes))
     for size, last_epoch in parts + [(None, epochs)]:
         if size and last_epoch <= initial_epoch:
             continue  # that part is done (resumed after it)
         augment = make_augmenter(recipe, size)
-        if augment is None:  # as in notebook 03 and the article: arrays, shuffled by Keras
-            training_data = {
-                "x": pixels_to_float(x_train),
-                "y": one_hot(y_train, classes),
-                "batch_size": batch_size,
-            }
+        if augment is None:
+            training_data = {**arrays, "batch_size": batch_size}
         else:
             training_data = {
                 "x": make_pipeline(
