@@ -169,7 +169,7 @@ def test_a_sweep_folder_of_this_project_is_used_again(tmp_path):
 def test_a_finished_run_without_metrics_is_refused_not_retrained(run_copy, monkeypatch):
     from vggcifar import training
 
-    monkeypatch.setattr(training, "load_data", lambda *a, **k: pytest.fail("it would train the run again"))
+    monkeypatch.setattr(training, "load_checked", lambda *a, **k: pytest.fail("it would train the run again"))
     (run_copy / METRICS).unlink()
     before = snapshot(run_copy)
     with pytest.raises(RunFolderError, match=r"holds history.json, model.keras .* but no metrics.json"):
