@@ -10,6 +10,8 @@ from conftest import REPO  # noqa: E402
 from vggcifar.plots import (  # noqa: E402
     add_article_curves,
     load_article_history,
+    load_full_run_history,
+    plot_comparison,
     plot_history,
     plot_metric,
     show_samples,
@@ -34,6 +36,19 @@ def test_embedded_numbers_equal_the_shared_record():
     assert article["accuracy"] == shared["acc"] and article["val_accuracy"] == shared["val_acc"]
     assert article["loss"] == shared["loss"] and article["val_loss"] == shared["val_loss"]
     assert article["seconds"] == shared["epoch_seconds"]
+
+
+def test_the_shipped_full_run_is_the_articles_recipe_for_20_epochs():
+    """bench/article_run.py --ship wrote it from the run folder of the README's full run."""
+    run = load_full_run_history()
+    assert run["params"] == {"subset": None, "seed": 0, "epochs": 20, "batch_size": 64, "validation": "test"}
+    assert run["epoch"] == list(range(1, 21)) and run["test_pictures"] == 10_000
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+        assert len(run[key]) == 20
+    assert all(0 <= value <= 1 for key in ("accuracy", "val_accuracy") for value in run[key])
+    assert run["accuracy"][-1] > run["accuracy"][0] and max(run["val_accuracy"]) > 0.5  # it learnt
+    figure = plot_comparison({"full run": run, "article": load_article_history()}, "accuracy")
+    assert len(figure.axes[0].lines) == 4
 
 
 def test_two_figures_blue_training_red_test_with_reference(tmp_path):

@@ -26,6 +26,16 @@ def load_article_history():
     return json.loads(text)
 
 
+def load_full_run_history():
+    """This project's own run of the article's recipe at full scale (20 epochs of batch 64 on
+    40,000 real CIFAR-10 pictures, validated on 10,000 others), per epoch: the curves of a
+    whole run, to draw beside a short one (``plot_comparison({"full run": ...})``).
+    ``history["source"]`` says where, how and on what it ran (README, "The article's own run").
+    """
+    text = resources.files("vggcifar").joinpath("resources/article_run_history.json").read_text()
+    return json.loads(text)
+
+
 def _check_metric(metric):
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
