@@ -249,7 +249,14 @@ def check_03_training(printed, folder):
 
 
 def check_04_plots(printed, folder):
-    assert params(folder / "article-run-subset-5")["subset"] == 5
+    small, shared = params(folder / "article-run-subset-5"), params(folder / "article-run")
+    assert small["subset"] == 5
+    # the smaller run is trained like the shared run it is compared with, on fewer pictures
+    assert {k: v for k, v in small.items() if k not in ("subset", "run_dir")} == {
+        k: v for k, v in shared.items() if k not in ("subset", "run_dir")
+    }
+    same = f"adam at learning rate {shared['learning_rate']}, bn_momentum {shared['bn_momentum']}"
+    assert f"both runs: 1 epochs, batches of 32, {same}" in printed["exercise-1-code"]
     assert printed["exercise-1-code"].count("lowest validation loss at epoch 1 of 1") == 2
     assert (
         "the article (20 epochs): test accuracy drops at epochs [6, 8, 10, 13, 17, 19]"
