@@ -6,7 +6,7 @@ generated pictures (10 per class, 1 epoch), and check what it computed: printed 
 files of its runs. 03, 04, 05 and 07 share one small article run (03 trains it, the others
 reuse it, as on one machine; without 03, the first of 04, 05 and 07 trains it), two notebooks
 run at a time, and each one's time is printed. The three longest, 03 (five trainings), 06
-(seven runs) and 08 (three sweeps, a kernel per run), are in the slow tier
+(six runs) and 08 (three sweeps, a kernel per run), are in the slow tier
 (``python -m pytest -m slow``).
 """
 
@@ -134,7 +134,8 @@ def small_parameters(step, folder):
             "03_training": {"run_dir": shared},
             "04_plots": {"run_dir": shared, "small_subset": 5},
             "05_saving": {"run_dir": shared},
-            "06_improvements": {"run_dir": str(folder / "06"), "switch_off": ["dropout"], "quick_epochs": 2},
+            # two epochs: exercise 6 trains one on small crops, the last on whole pictures
+            "06_improvements": {"run_dir": str(folder / "06"), "switch_off": ["flip"], "epochs": 2},
             "07_evaluation": {"run_dir": shared, "improved_run_dir": str(folder / "improved")},
             "08_sweeps": {
                 "run_dir": str(folder / "08"),
@@ -275,21 +276,17 @@ def check_05_saving(printed, folder):
 
 def check_06_improvements(printed, folder):
     runs = folder / "06"
-    for name in (
-        "improved",
-        "no-dropout",
-        "adam",
-        "cutout-8",
-        "validation-test",
-        "quick",
-        "quick-small-crops-24",
-    ):
+    for name in ("quick", "no-flip", "adam", "cutout-8", "validation-test", "quick-small-crops-24"):
         assert (runs / name / "metrics.json").is_file(), name
-    assert params(runs / "no-dropout")["dropout"] == 0.0 and params(runs / "improved")["dropout"] == 0.5
+    assert not (runs / "improved").exists()  # the quick recipe is the reference
+    assert params(runs / "no-flip")["flip"] is False and params(runs / "quick")["flip"] is True
+    assert params(runs / "quick")["learning_rate"] == 0.2 and params(runs / "quick")["epochs"] == 2
     assert params(runs / "adam")["optimizer"] == "adam" and params(runs / "cutout-8")["cutout"] == 8
     assert params(runs / "validation-test")["validation"] == "test"
     assert params(runs / "quick-small-crops-24")["small_crops"] == 24
-    assert "without dropout (0.5 -> 0.0)" in printed["exercise-1-code"]
+    assert "without flip (True -> False)" in printed["exercise-1-code"]
+    # exercise 6's whole-picture run is the reference run, loaded, not trained again
+    assert "'quick': the run is already finished" in printed["exercise-6-code"].replace(str(runs) + "/", "")
     assert "cutout = 8 hides" in printed["exercise-3-code-1"]
     assert "PyTorch's weight_decay=5e-04" in printed["exercise-5-code"]
     assert "PyTorch's weight_decay=1e-03" in printed["exercise-5-code"]
@@ -318,7 +315,7 @@ def check_08_sweeps(printed, folder):
     assert "2 seeds at batch 32" in printed["exercise-3-code"]
 
 
-#: The longest executions, in the slow tier: 03 trains five runs, 06 seven, 08 sweeps three times.
+#: The longest executions, in the slow tier: 03 trains five runs, 06 six, 08 sweeps three times.
 SLOW_SOLUTIONS = ("03_training", "06_improvements", "08_sweeps")
 
 
