@@ -143,6 +143,7 @@ def small_parameters(step, folder):
                 "earlier_sweep": "",
                 "learning_rates": [0.05],
                 "large_batch_size": 32,
+                "rates_subset": 10,
                 "seeds": [0, 1],
             },
         }.get(step, {}),
@@ -309,6 +310,11 @@ def check_08_sweeps(printed, folder):
             return [(row["run"], row["status"]) for row in csv.DictReader(handle)]
 
     assert results("batch-size") == [("batch_size=16", "finished")]
+    # exercises 1 and 3: the article's recipe through 06, with Adam at 0.0001, momentum 0.9 and flips
+    for run in ("batch-size/batch_size=16", "seed/seed=0"):
+        article = params(folder / "08" / run)
+        assert article["optimizer"] == "adam" and article["schedule"] == "constant", run
+        assert article["learning_rate"] == 0.0001 and article["bn_momentum"] == 0.9 and article["flip"], run
     assert results("learning-rate") == [("batch_size=32,learning_rate=0.05", "finished")]
     assert params(folder / "08" / "learning-rate" / "batch_size=32,learning_rate=0.05")["optimizer"] == "sgd"
     assert results("seed") == [("seed=0", "finished"), ("seed=1", "finished")]
