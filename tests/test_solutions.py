@@ -6,7 +6,7 @@ generated pictures (10 per class, 1 epoch), and check what it computed: printed 
 files of its runs. 03, 04, 05 and 07 share one small article run (03 trains it, the others
 reuse it, as on one machine; without 03, the first of 04, 05 and 07 trains it), two notebooks
 run at a time, and each one's time is printed. The three longest, 03 (five trainings), 06
-(seven runs) and 08 (three sweeps, a kernel per run), are in the slow tier
+(six runs) and 08 (three sweeps, a kernel per run), are in the slow tier
 (``python -m pytest -m slow``).
 """
 
@@ -134,7 +134,8 @@ def small_parameters(step, folder):
             "03_training": {"run_dir": shared},
             "04_plots": {"run_dir": shared, "small_subset": 5},
             "05_saving": {"run_dir": shared},
-            "06_improvements": {"run_dir": str(folder / "06"), "switch_off": ["dropout"], "quick_epochs": 2},
+            # two epochs: exercise 6 trains one on small crops, the last on whole pictures
+            "06_improvements": {"run_dir": str(folder / "06"), "switch_off": ["flip"], "epochs": 2},
             "07_evaluation": {"run_dir": shared, "improved_run_dir": str(folder / "improved")},
             "08_sweeps": {
                 "run_dir": str(folder / "08"),
@@ -142,6 +143,7 @@ def small_parameters(step, folder):
                 "earlier_sweep": "",
                 "learning_rates": [0.05],
                 "large_batch_size": 32,
+                "rates_subset": 10,
                 "seeds": [0, 1],
             },
         }.get(step, {}),
@@ -249,7 +251,14 @@ def check_03_training(printed, folder):
 
 
 def check_04_plots(printed, folder):
-    assert params(folder / "article-run-subset-5")["subset"] == 5
+    small, shared = params(folder / "article-run-subset-5"), params(folder / "article-run")
+    assert small["subset"] == 5
+    # the smaller run is trained like the shared run it is compared with, on fewer pictures
+    assert {k: v for k, v in small.items() if k not in ("subset", "run_dir")} == {
+        k: v for k, v in shared.items() if k not in ("subset", "run_dir")
+    }
+    same = f"adam at learning rate {shared['learning_rate']}, bn_momentum {shared['bn_momentum']}"
+    assert f"both runs: 1 epochs, batches of 32, {same}" in printed["exercise-1-code"]
     assert printed["exercise-1-code"].count("lowest validation loss at epoch 1 of 1") == 2
     assert (
         "the article (20 epochs): test accuracy drops at epochs [6, 8, 10, 13, 17, 19]"
@@ -268,21 +277,17 @@ def check_05_saving(printed, folder):
 
 def check_06_improvements(printed, folder):
     runs = folder / "06"
-    for name in (
-        "improved",
-        "no-dropout",
-        "adam",
-        "cutout-8",
-        "validation-test",
-        "quick",
-        "quick-small-crops-24",
-    ):
+    for name in ("quick", "no-flip", "adam", "cutout-8", "validation-test", "quick-small-crops-24"):
         assert (runs / name / "metrics.json").is_file(), name
-    assert params(runs / "no-dropout")["dropout"] == 0.0 and params(runs / "improved")["dropout"] == 0.5
+    assert not (runs / "improved").exists()  # the quick recipe is the reference
+    assert params(runs / "no-flip")["flip"] is False and params(runs / "quick")["flip"] is True
+    assert params(runs / "quick")["learning_rate"] == 0.2 and params(runs / "quick")["epochs"] == 2
     assert params(runs / "adam")["optimizer"] == "adam" and params(runs / "cutout-8")["cutout"] == 8
     assert params(runs / "validation-test")["validation"] == "test"
     assert params(runs / "quick-small-crops-24")["small_crops"] == 24
-    assert "without dropout (0.5 -> 0.0)" in printed["exercise-1-code"]
+    assert "without flip (True -> False)" in printed["exercise-1-code"]
+    # exercise 6's whole-picture run is the reference run, loaded, not trained again
+    assert "'quick': the run is already finished" in printed["exercise-6-code"].replace(str(runs) + "/", "")
     assert "cutout = 8 hides" in printed["exercise-3-code-1"]
     assert "PyTorch's weight_decay=5e-04" in printed["exercise-5-code"]
     assert "PyTorch's weight_decay=1e-03" in printed["exercise-5-code"]
@@ -290,8 +295,8 @@ def check_06_improvements(printed, folder):
 
 
 def check_07_evaluation(printed, folder):
-    improved = params(folder / "improved")
-    assert improved["dropout"] == 0.5 and improved["validation"] == "holdout"
+    improved = params(folder / "improved")  # the quick recipe, by default
+    assert improved["learning_rate"] == 0.2 and improved["flip"] and improved["validation"] == "holdout"
     assert "confused most often" in printed["exercise-1-code"] or "no mistakes" in printed["exercise-1-code"]
     assert "improved" in printed["exercise-2-code"]
     assert "article   model (trained without flips)" in printed["exercise-3-code"]
@@ -305,13 +310,18 @@ def check_08_sweeps(printed, folder):
             return [(row["run"], row["status"]) for row in csv.DictReader(handle)]
 
     assert results("batch-size") == [("batch_size=16", "finished")]
+    # exercises 1 and 3: the article's recipe through 06, with Adam at 0.0001, momentum 0.9 and flips
+    for run in ("batch-size/batch_size=16", "seed/seed=0"):
+        article = params(folder / "08" / run)
+        assert article["optimizer"] == "adam" and article["schedule"] == "constant", run
+        assert article["learning_rate"] == 0.0001 and article["bn_momentum"] == 0.9 and article["flip"], run
     assert results("learning-rate") == [("batch_size=32,learning_rate=0.05", "finished")]
     assert params(folder / "08" / "learning-rate" / "batch_size=32,learning_rate=0.05")["optimizer"] == "sgd"
     assert results("seed") == [("seed=0", "finished"), ("seed=1", "finished")]
     assert "2 seeds at batch 32" in printed["exercise-3-code"]
 
 
-#: The longest executions, in the slow tier: 03 trains five runs, 06 seven, 08 sweeps three times.
+#: The longest executions, in the slow tier: 03 trains five runs, 06 six, 08 sweeps three times.
 SLOW_SOLUTIONS = ("03_training", "06_improvements", "08_sweeps")
 
 
