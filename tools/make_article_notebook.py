@@ -54,10 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from project_home import colab_link, current_home, github_link
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
+NOTEBOOKS = REPO / "notebooks" / "source"  # the bilingual source (tools/make_language_notebooks.py)
 STEPS = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]
 TARGET = "00_article"
-RELATIVE = f"notebooks/{TARGET}.ipynb"
+RELATIVE = f"notebooks/source/{TARGET}.ipynb"
 COMMAND = "python tools/make_article_notebook.py"
 #: A step's setup cells, in this order; the step's own cells follow its check cell.
 SETUP_IDS = [
@@ -179,7 +179,7 @@ EXERCISE_REWRITES = [
 ALLOWED_REFERENCES = r"[Nn]otebooks? 0[6-8]|ノートブック 0[6-8]|notebooks 06 to 08"
 #: A closing paragraph of a step's summary that points past the article.
 GOING_FURTHER = ("This is the end", "これで記事の")
-EXERCISES_EN, EXERCISES_JA = "## Exercises · 演習", "**演習**"
+EXERCISES_EN, EXERCISES_JA = "## Exercises", "## 演習"
 
 
 class ArticleNotebookError(Exception):
@@ -550,9 +550,15 @@ def _bound_at_top(tree):
 
 
 def step_title(name, title_cell):
-    """``(number, English topic, Japanese topic or None)`` from a step's title line."""
-    heading = title_cell.source.strip().splitlines()[0].lstrip("#").strip()
-    english, _, japanese = heading.partition(" · ")
+    """``(number, English topic, Japanese topic or None)`` from a step's title lines.
+
+    The English title is the first line of the English part, the Japanese one the first
+    heading of the Japanese part (each part carries its own headings).
+    """
+    english_part, _, japanese_part = title_cell.source.partition(MARKER)
+    heading = english_part.strip().splitlines()[0].lstrip("#").strip()
+    english = heading
+    japanese = next((line.lstrip("#").strip() for line in japanese_part.splitlines() if line.startswith("#")), "")
     match = TITLE.search(english)
     if not match:
         raise ArticleNotebookError(f"{name}: its title {heading!r} does not read 'step N of 5: topic'")
@@ -573,14 +579,27 @@ def _joined(lines):
     return text
 
 
+HEADING = re.compile(r"^(#+) (.+?) · (.+)$")
+
+
 def bilingual(english, japanese):
     """A markdown cell's text: English, the marker line, Japanese.
 
     The Japanese is written here in short lines; each paragraph becomes one line, as in
-    the step notebooks (a line break inside Japanese text would show as a space).
+    the step notebooks (a line break inside Japanese text would show as a space). A first
+    line ``## English · 日本語`` (written so here, to keep the two side by side) becomes
+    ``## English`` at the top of the English part and ``## 日本語`` at the top of the
+    Japanese part: each part carries its own headings, in its own language.
     """
-    paragraphs = [_joined(p.splitlines()) for p in japanese.strip().split("\n\n")]
-    return f"{english.strip()}\n\n{MARKER}\n\n" + "\n\n".join(paragraphs)
+    english = english.strip()
+    paragraphs = [_joined(p.splitlines()) for p in japanese.strip().split("\n\n") if p.strip()]
+    first, _, rest = english.partition("\n")
+    heading = HEADING.match(first)
+    if heading:
+        level, english_heading, japanese_heading = heading.groups()
+        english = f"{level} {english_heading}\n{rest}".strip()
+        paragraphs.insert(0, f"{level} {japanese_heading}")
+    return f"{english}\n\n{MARKER}\n\n" + "\n\n".join(paragraphs)
 
 
 STEP_NOTES = {
@@ -687,7 +706,7 @@ def split_exercises(source):
 
 
 CREDITS_EN = """
-### Credits · 出典
+### Credits
 
 The article rebuilt here (2020, in Japanese) trains VGG16 with BatchNormalization on
 CIFAR-10. VGG16: Simonyan & Zisserman, [*Very Deep Convolutional Networks for Large-Scale
@@ -700,7 +719,7 @@ CIFAR-10: Alex Krizhevsky, [*Learning Multiple Layers of Features from Tiny Imag
 [cifar]: https://www.cs.toronto.edu/~kriz/cifar.html"""
 
 CREDITS_JA = """
-**出典**
+### 出典
 
 ここで再現した記事(2020 年、日本語)は、CIFAR-10 で BatchNormalization 付きの VGG16 を学習させます。
 
@@ -716,12 +735,12 @@ CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Imag
 
 def closing_cell(exercises, further):
     """00's last cell: every step's exercises under its step, the way past the article, credits."""
-    english, japanese = ["## Exercises · 演習"], []
+    english, japanese = [EXERCISES_EN], [EXERCISES_JA]
     for (number, topic_en, topic_ja), (ex_en, ex_ja) in exercises:
         english.append(f"### Step {number}: {topic_en}\n\n{ex_en}")
-        japanese.append(f"**ステップ {number}" + (f":{topic_ja}**" if topic_ja else "**") + f"\n\n{ex_ja}")
-    english.append("## Going further · さらに進んで")
-    japanese.append("**さらに進んで**")
+        japanese.append(f"### ステップ {number}" + (f":{topic_ja}" if topic_ja else "") + f"\n\n{ex_ja}")
+    english.append("## Going further")
+    japanese.append("## さらに進んで")
     for further_en, further_ja in further:
         english.append(further_en)
         japanese.append(further_ja)
