@@ -2,7 +2,7 @@
 """The habits every notebook under ``notebooks/`` keeps, checked in one go.
 
     python tools/check_notebooks.py           # one line per problem; exit 1 when there is any
-    python tools/check_notebooks.py --stats   # also: characters of English and Japanese prose
+    python tools/check_notebooks.py --stats   # also: characters of English and Japanese, per notebook
 
 Each problem line names the notebook and the rule it breaks:
 
@@ -14,8 +14,13 @@ Each problem line names the notebook and the rule it breaks:
   ``colab.gpuType``);
 * ``links``: the Colab and GitHub links point at the notebook itself
   (``problems()`` of ``tools/project_home.py``, which also checks the README);
-* ``bilingual``: every markdown cell holds English, then a line that is exactly
-  ``<!-- ja -->``, then the same in Japanese.
+* ``bilingual`` (the source, ``notebooks/source/``): every markdown cell holds English,
+  then a line that is exactly ``<!-- ja -->``, then the same in Japanese;
+* ``language`` (``notebooks/en/`` and ``notebooks/ja/``): an English notebook holds no
+  Japanese character, in its text or its code; every markdown cell of a Japanese one
+  holds Japanese;
+* ``in step``: ``notebooks/en/`` and ``notebooks/ja/`` are what
+  ``tools/make_language_notebooks.py`` writes from the source.
 
 The test suite runs the check (``tests/test_notebook_habits.py``); the pre-commit hook
 too (``.pre-commit-config.yaml``).
@@ -32,6 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_language_notebooks  # noqa: E402  (the in-step rule is its check)
 import project_home  # noqa: E402  (the links rule is its check)
 
 MARKER = "<!-- ja -->"
@@ -140,8 +146,16 @@ def split_prose(text):
     return "\n".join(lines[: marks[0]]).strip(), "\n".join(lines[marks[0] + 1 :]).strip()
 
 
-def bilingual_problems(notebook):
-    """Markdown cells not written as English, ``<!-- ja -->``, Japanese."""
+def language_of(relative):
+    """``"source"``, ``"en"`` or ``"ja"``: the folder under ``notebooks/`` that ``relative`` is in."""
+    parts = Path(relative).parts
+    return parts[1] if len(parts) > 2 and parts[1] in ("en", "ja") else "source"
+
+
+def bilingual_problems(notebook, relative):
+    """Source markdown cells not written as English, ``<!-- ja -->``, Japanese."""
+    if language_of(relative) != "source":
+        return []
     found = []
     for number, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "markdown":
@@ -159,6 +173,24 @@ def bilingual_problems(notebook):
     return found
 
 
+def language_problems(notebook, relative):
+    """Japanese in an English notebook; a markdown cell of a Japanese notebook without Japanese."""
+    language, found = language_of(relative), []
+    for number, cell in enumerate(notebook["cells"]):
+        text = source(cell)
+        if language == "en" and JAPANESE.search(text):
+            found.append(f"{name(cell, number)} of an English notebook holds Japanese: {_around(text)!r}")
+        if language == "ja" and cell["cell_type"] == "markdown" and not JAPANESE.search(text):
+            found.append(f"markdown {name(cell, number)} of a Japanese notebook holds no Japanese")
+    return found
+
+
+def _around(text):
+    """A few characters around the first Japanese character of ``text``."""
+    where = JAPANESE.search(text).start()
+    return text[max(0, where - 20) : where + 20]
+
+
 #: The rules checked in each notebook file, by the name a problem line gives them.
 RULES = {
     "outputs": output_problems,
@@ -166,7 +198,10 @@ RULES = {
     "ids": id_problems,
     "metadata": metadata_problems,
     "bilingual": bilingual_problems,
+    "language": language_problems,
 }
+#: The rules that also need the notebook's place (its language folder).
+PLACED = {"bilingual", "language"}
 
 
 def link_problems():
@@ -182,29 +217,55 @@ def problems():
     for path in notebook_paths():
         relative = path.relative_to(project_home.REPO).as_posix()
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        found += [f"{relative}: {rule}: {line}" for rule, check in RULES.items() for line in check(notebook)]
-    return found + link_problems()
+        for rule, check in RULES.items():
+            lines = check(notebook, relative) if rule in PLACED else check(notebook)
+            found += [f"{relative}: {rule}: {line}" for line in lines]
+    in_step = [f"{line} (run: {make_language_notebooks.COMMAND})" for line in make_language_notebooks.problems()]
+    return found + [f"in step: {line}" for line in in_step] + link_problems()
 
 
-def prose_stats():
-    """``{notebook: (english characters, japanese characters)}`` over its markdown cells."""
+#: What is not prose: code blocks and spans, HTML tags, link targets, addresses, quoted messages.
+NOT_PROSE = re.compile(
+    r"```.*?```|`[^`\n]*`|<[^>\n]+>|\]\([^)\s]*\)|^\[[^\]]+\]:.*$|https?://\S+|\"[^\"\n]*\"", re.S | re.M
+)
+#: English prose: three or more Latin words in a row (a name such as "Google Colab" is not).
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,.;:!?()]+[A-Za-z][A-Za-z'’-]*){2,}")
+
+
+def readable_text(cell):
+    """What a reader reads of a cell as prose: a markdown cell's text, a code cell's comments."""
+    text = source(cell)
+    if cell["cell_type"] == "code":
+        text = "\n".join(
+            line.split("#", 1)[1] for line in text.splitlines() if "#" in line and "# @" not in line
+        )
+    return NOT_PROSE.sub(" ", text)
+
+
+def language_stats():
+    """``{notebook: (characters of English prose, characters of Japanese)}`` for en/ and ja/.
+
+    English prose is counted as runs of three or more Latin words outside code, links and
+    quoted messages, in text cells and code comments (so names like "Google Colab" or
+    "VGG16" in Japanese text do not count); Japanese as kana and kanji anywhere.
+    """
     stats = {}
     for path in notebook_paths():
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-        parts = [split_prose(source(c)) for c in notebook["cells"] if c["cell_type"] == "markdown"]
-        stats[path.relative_to(project_home.REPO).as_posix()] = (
-            sum(len(e) for e, _ in parts),
-            sum(len(j) for _, j in parts),
-        )
+        relative = path.relative_to(project_home.REPO).as_posix()
+        if language_of(relative) == "source":
+            continue
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        english = sum(len(m.group()) for c in cells for m in ENGLISH_RUN.finditer(readable_text(c)))
+        japanese = sum(len(JAPANESE.findall(source(c))) for c in cells)
+        stats[relative] = (english, japanese)
     return stats
 
 
 def print_stats(stats):
-    """One line per notebook: characters of English and of Japanese, and their ratio."""
+    """One line per notebook: characters of English prose and of Japanese."""
     width = max((len(n) for n in stats), default=0)
     for notebook, (english, japanese) in stats.items():
-        ratio = f"{japanese / english:.2f}" if english else "-"
-        print(f"{notebook:{width}s}  English {english:6,d}  Japanese {japanese:6,d}  (ja/en {ratio})")
+        print(f"{notebook:{width}s}  English prose {english:6,d}  Japanese {japanese:6,d}")
 
 
 def main(argv=None):
@@ -216,7 +277,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.stats:
-        print_stats(prose_stats())
+        print_stats(language_stats())
     found = problems()
     for line in found:
         print(line)

@@ -19,10 +19,12 @@ folder the command runs in.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+from .locate import LANGUAGE_VARIABLE, LANGUAGES
 from .layout import EXECUTED, FIGURES, METRICS, RunFolderError, in_the_way, read_record
 from .runner import execute
 from .settings import RECIPES, ParameterError, check_params
@@ -163,7 +165,16 @@ def main(argv=None):
     grid.add_argument("--out", required=True, help="the sweep's folder: one run folder per set")
     grid.set_defaults(handler=sweep)
 
+    for command in (run, grid):
+        command.add_argument(
+            "--language",
+            choices=LANGUAGES,
+            help=f"the notebooks' language, en or ja (default: ${LANGUAGE_VARIABLE}, else en)",
+        )
+
     args = parser.parse_args(argv)
+    if args.language:  # the notebooks' folder (vggcifar.locate) and their kernels follow it
+        os.environ[LANGUAGE_VARIABLE] = args.language
     return args.handler(args, commands.choices[args.command])
 
 

@@ -165,7 +165,7 @@ def find_notebook(name):
         return _notebook_file(path)
     try:  # shipped in the package, or a clone's notebooks/ (vggcifar.locate)
         folder = notebooks_folder()
-    except NotebooksMissing as error:
+    except (NotebooksMissing, ValueError) as error:  # none shipped, or an unknown language
         raise ParameterError(str(error)) from None
     found = sorted(folder.glob(f"{name}*.ipynb"))
     if len(found) != 1:
