@@ -14,7 +14,10 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
+#: The English notebooks, which the tests run (notebooks/ja/ has the same code cells).
+NOTEBOOKS = REPO / "notebooks" / "en"
+#: The bilingual source both sets are written from (tools/make_language_notebooks.py).
+SOURCE = REPO / "notebooks" / "source"
 SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg-train.tar.gz"
 #: The environment of every kernel and child Python the tests start.
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}

@@ -20,7 +20,7 @@ import pytest
 from vggcifar.locate import notebooks_folder
 
 REPO = Path(__file__).resolve().parents[1]
-STEP_NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+STEP_NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks" / "en").glob("*.ipynb"))  # ja/ the same names
 PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 LEFTOVERS = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "runs")
 
@@ -68,9 +68,10 @@ def test_the_wheel_ships_the_step_notebooks_and_not_the_solutions(wheel):
     shipped = sorted(
         n.removeprefix("vggcifar/notebooks/") for n in names if n.startswith("vggcifar/notebooks/")
     )
-    assert shipped == STEP_NOTEBOOKS and len(shipped) == 9
+    assert shipped == sorted(f"{language}/{n}" for language in ("en", "ja") for n in STEP_NOTEBOOKS)
+    assert len(shipped) == 18
     assert "vggcifar/resources/article_history.json" in names
-    assert not [n for n in names if "solutions" in n or n.startswith("notebooks/")]
+    assert not [n for n in names if "solutions" in n or "source" in n or n.startswith("notebooks/")]
 
 
 def test_the_wheel_declares_what_the_command_line_runs_with(wheel):
@@ -106,7 +107,7 @@ def test_an_installed_package_finds_its_notebooks_without_keras(installed):
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert Path(found["package"]).is_relative_to(target)  # the install, not the clone
-    assert Path(found["folder"]) == target / "vggcifar" / "notebooks"
+    assert Path(found["folder"]) == target / "vggcifar" / "notebooks" / "en"
     assert found["notebooks"] == STEP_NOTEBOOKS
     assert found["heavy"] == []
 
@@ -125,7 +126,9 @@ def test_the_installed_command_line_plans_a_sweep_of_03(installed):
     )
     assert done.returncode == 0, done.stderr
     planned = [Path(p) for p in json.loads(done.stdout)]
-    assert planned == [target / "vggcifar" / "notebooks" / f"{n}.ipynb" for n in ("03_training", "04_plots")]
+    assert planned == [
+        target / "vggcifar" / "notebooks" / "en" / f"{n}.ipynb" for n in ("03_training", "04_plots")
+    ]
     helped = subprocess.run(
         [sys.executable, "-m", "vggcifar", "sweep", "--help"],
         cwd=elsewhere,
@@ -176,9 +179,16 @@ def test_a_package_without_notebooks_says_how_to_reinstall_in_one_line(installed
     assert not (tmp_path / "out").exists()
 
 
-def test_in_a_clone_the_notebooks_are_the_repositorys():
-    """An editable install and a clone find the repository's notebooks/ (not a copy)."""
-    assert notebooks_folder() == REPO / "notebooks"
+def test_in_a_clone_the_notebooks_are_the_repositorys(monkeypatch):
+    """An editable install and a clone find the repository's notebooks/en or /ja (not a copy)."""
+    monkeypatch.delenv("VGGCIFAR_LANGUAGE", raising=False)
+    assert notebooks_folder() == REPO / "notebooks" / "en"
+    assert notebooks_folder("ja") == REPO / "notebooks" / "ja"
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "ja")  # as a Japanese notebook's setup cell sets it
+    assert notebooks_folder() == REPO / "notebooks" / "ja"
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "fr")
+    with pytest.raises(ValueError, match=r"VGGCIFAR_LANGUAGE\) must be one of \['en', 'ja'\], got 'fr'"):
+        notebooks_folder()
 
 
 def test_one_version_everywhere(wheel):

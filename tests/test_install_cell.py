@@ -2,18 +2,20 @@
 
 import importlib.machinery
 import importlib.util
+import os
 import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks" / "en"
+JAPANESE = NOTEBOOKS.parent / "ja"
 
 
-def install_cell(name):
+def install_cell(name, folder=NOTEBOOKS):
     """The install part of a notebook's setup: a one-cell setup imports after it."""
-    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
     source = next(cell.source for cell in notebook.cells if cell.get("id") == "install")
     return source.partition("\nimport vggcifar")[0]
 
@@ -28,6 +30,7 @@ def test_a_failed_install_says_what_failed_and_what_to_do(name, tmp_path, monkey
     elsewhere = tmp_path / "colab" / "content"  # no clone of the repository above it
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "en")  # the cell sets it: restored after the test
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "vggcifar" else real_find_spec(name, *a)
@@ -63,6 +66,7 @@ def run_cell(name, monkeypatch, tmp_path, spec):
     elsewhere = tmp_path / "content"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "en")  # the cell sets it: restored after the test
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
@@ -91,9 +95,9 @@ def installed_spec(site, with_notebooks):
     package = site / "vggcifar"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    if with_notebooks:
-        (package / "notebooks").mkdir()
-        (package / "notebooks" / "03_training.ipynb").write_text("{}")
+    if with_notebooks:  # as shipped since the notebooks come in two languages
+        (package / "notebooks" / "en").mkdir(parents=True)
+        (package / "notebooks" / "en" / "03_training.ipynb").write_text("{}")
     return importlib.util.spec_from_file_location("vggcifar", package / "__init__.py")
 
 
@@ -108,3 +112,31 @@ def test_08_replaces_an_installed_vggcifar_without_notebooks(monkeypatch, tmp_pa
     [command] = run_cell("08_sweeps", monkeypatch, tmp_path, spec)
     assert "--force-reinstall" in command and "--no-deps" in command
     assert command[-1] == "git+https://github.com/vggcifar/vggcifar"
+
+
+def test_the_japanese_setup_sets_the_language_and_fails_in_japanese(tmp_path, monkeypatch):
+    """The ja notebooks' install part is the en one with its comments and messages in Japanese."""
+    english, japanese = install_cell("01_data"), install_cell("01_data", JAPANESE)
+    code = [line for line in english.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert 'os.environ["VGGCIFAR_LANGUAGE"] = "ja"' in japanese
+    assert 'os.environ["VGGCIFAR_LANGUAGE"] = "en"' in english
+    unreachable = (tmp_path / "no-such-repository").as_uri()
+    source = japanese.replace(
+        'PROJECT_HOME = "https://github.com/vggcifar/vggcifar"', f'PROJECT_HOME = "{unreachable}"'
+    )
+    elsewhere = tmp_path / "content"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "en")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "vggcifar" else real_find_spec(name, *a)
+    )
+    with pytest.raises(RuntimeError) as failure:
+        exec(compile(source, "install", "exec"), {})
+    assert "失敗しました" in str(failure.value) and "PROJECT_HOME" in str(failure.value)
+    assert os.environ["VGGCIFAR_LANGUAGE"] == "ja"
+    # the same statements, apart from the language and the messages' words
+    assert len(code) == len(
+        [line for line in japanese.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    )

@@ -184,7 +184,7 @@ def test_colab_link_setup_and_gpu_check(name):
     notebook = read(name)
     first = notebook.cells[0].source
     repo = vggcifar.REPOSITORY.removeprefix("https://github.com/")
-    assert f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in first
+    assert f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/en/{name}.ipynb" in first
     assert notebook.metadata["accelerator"] == "GPU"
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     assert "environment_report()" in code

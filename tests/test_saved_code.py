@@ -27,7 +27,7 @@ def test_marked_definitions_are_the_packages_letter_for_letter():
 
 
 def test_a_changed_notebook_definition_is_caught(tmp_path):
-    notebook = json.loads((REPO / "notebooks" / "02_model.ipynb").read_text())
+    notebook = json.loads((REPO / "notebooks" / "en" / "02_model.ipynb").read_text())
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             cell["source"] = "".join(cell["source"]).replace(

@@ -1,6 +1,7 @@
-"""The solution notebooks (notebooks/solutions/): their structure, and every one executed on small settings.
+"""The solution notebooks (notebooks/en/solutions/): their structure, and every one executed on small settings.
 
-Each step notebook's exercises are solved in ``notebooks/solutions/<step>_solutions.ipynb``.
+Each step notebook's exercises are solved in ``notebooks/<en|ja>/solutions/<step>_solutions.ipynb``
+(written from ``notebooks/source/solutions/``); the tests run the English ones.
 The structure tests are quick; the execution tests run each notebook once with papermill on
 generated pictures (10 per class, 1 epoch), and check what it computed: printed figures and the
 files of its runs. 03, 04, 05 and 07 share one small article run (03 trains it, the others

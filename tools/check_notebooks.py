@@ -220,7 +220,9 @@ def problems():
         for rule, check in RULES.items():
             lines = check(notebook, relative) if rule in PLACED else check(notebook)
             found += [f"{relative}: {rule}: {line}" for line in lines]
-    in_step = [f"{line} (run: {make_language_notebooks.COMMAND})" for line in make_language_notebooks.problems()]
+    in_step = [
+        f"{line} (run: {make_language_notebooks.COMMAND})" for line in make_language_notebooks.problems()
+    ]
     return found + [f"in step: {line}" for line in in_step] + link_problems()
 
 

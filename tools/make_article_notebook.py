@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Write ``notebooks/00_article.ipynb``: the article's five steps (01 to 05) in one notebook.
+"""Write ``notebooks/source/00_article.ipynb``: the article's five steps (01 to 05) in one notebook.
 
 On Colab every notebook gets its own machine, so 04 and 05 train a run of their own when
 03's run folder is not there. ``00_article`` holds the cells of ``01_data`` ...
 ``05_saving`` in order, after one shared setup (one folded setup cell, one ``parameters``
 cell, one check), and trains once.
 
-    python tools/make_article_notebook.py           # write notebooks/00_article.ipynb from 01-05
+    python tools/make_article_notebook.py           # write notebooks/source/00_article.ipynb from 01-05
     python tools/make_article_notebook.py --check   # exit 1, saying what differs, when out of step
 
 The notebook is generated: edit 01 to 05 and run this script, never edit 00 by hand.
+Then ``tools/make_language_notebooks.py`` splits it, as every source notebook, into
+``notebooks/en/`` and ``notebooks/ja/``.
 Each step's cells keep their ids with ``s<step>-`` in front (``s3-train``); the cells up
 to a step's ``check-parameters`` cell are its setup and are left out. The test suite runs
 the check (``tests/test_article_notebook.py``).
@@ -558,7 +560,9 @@ def step_title(name, title_cell):
     english_part, _, japanese_part = title_cell.source.partition(MARKER)
     heading = english_part.strip().splitlines()[0].lstrip("#").strip()
     english = heading
-    japanese = next((line.lstrip("#").strip() for line in japanese_part.splitlines() if line.startswith("#")), "")
+    japanese = next(
+        (line.lstrip("#").strip() for line in japanese_part.splitlines() if line.startswith("#")), ""
+    )
     match = TITLE.search(english)
     if not match:
         raise ArticleNotebookError(f"{name}: its title {heading!r} does not read 'step N of 5: topic'")

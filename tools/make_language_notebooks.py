@@ -18,9 +18,9 @@ The source's conventions:
   under its title with Japanese labels. Every badge points at the notebook it is in.
 * **Code cells**: the code with English comments. A line ``#ja| ...`` gives the Japanese
   notebook's version of the line above it: of the whole block of comment lines above, when
-  the line above is a comment (Colab's ``# @title`` line is not one), otherwise of that one line (a code line with its comment, a
-  string of a message). Several ``#ja|`` lines in a row replace that block or line
-  together. The English notebook drops every ``#ja|`` line.
+  the line above is a comment (Colab's ``# @title`` line is not one), otherwise of that
+  one line (a code line with its comment, a string of a message). Several ``#ja|`` lines
+  in a row replace that block or line together. The English notebook drops every ``#ja|`` line.
 
     # Install vggcifar where it is missing (Colab).
     #ja| # vggcifar が入っていなければインストールします(Colab)。
@@ -72,7 +72,9 @@ def target_path(source, language):
 def split_markdown(text, where):
     """``{"en": ..., "ja": ...}``: the two parts of a bilingual markdown cell."""
     if text.count(MARKER) != 1:
-        raise SourceError(f"{where}: a markdown cell needs exactly one line {MARKER!r}, found {text.count(MARKER)}")
+        raise SourceError(
+            f"{where}: a markdown cell needs exactly one line {MARKER!r}, found {text.count(MARKER)}"
+        )
     english, _, japanese = text.partition(MARKER)
     english, japanese = english.strip(), japanese.strip()
     badges = BADGES.search(english)
@@ -194,7 +196,8 @@ def main(argv=None):
         if found:
             print(f"{len(found)} problem(s); run: {COMMAND}")
             return 1
-        print(f"notebooks/en and notebooks/ja are in step with notebooks/source ({len(source_paths())} notebooks)")
+        count = len(source_paths())
+        print(f"notebooks/en and notebooks/ja are in step with notebooks/source ({count} notebooks)")
         return 0
     try:
         count = write()

@@ -98,7 +98,7 @@ def package_source(module, name):
 
 
 def all_definitions(notebooks=None):
-    notebooks = notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
+    notebooks = notebooks or sorted((REPO / "notebooks" / "en").glob("*.ipynb"))  # ja: the same code
     return [d for path in notebooks for d in marked_definitions(path)]
 
 

@@ -44,7 +44,9 @@ def notebooks_folder(language=None):
     """
     language = language or os.environ.get(LANGUAGE_VARIABLE) or LANGUAGES[0]
     if language not in LANGUAGES:
-        raise ValueError(f"language (or {LANGUAGE_VARIABLE}) must be one of {list(LANGUAGES)}, got {language!r}")
+        raise ValueError(
+            f"language (or {LANGUAGE_VARIABLE}) must be one of {list(LANGUAGES)}, got {language!r}"
+        )
     package = importlib.resources.files(__package__)
     candidates = [package / FOLDER / language, Path(__file__).resolve().parents[1] / FOLDER / language]
     for folder in candidates:
