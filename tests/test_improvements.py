@@ -190,6 +190,14 @@ def test_same_seed_same_pictures_other_seed_others():
     assert not np.array_equal(a, augment_batch(x, [1, 2], crop_padding=4, cutout=8).numpy())
 
 
+def test_with_every_change_off_the_pictures_come_back_unchanged_as_a_tensor():
+    """Notebook 06's grid of augmented pictures calls .numpy(): with the article's recipe
+    (no flip, no shift, no cutout) it crashed on the NumPy array handed back."""
+    x = pictures(4)
+    out = augment_batch(x, [1, 1], flip=False, crop_padding=0, cutout=0)
+    assert np.array_equal(out.numpy(), x) and out.dtype == x.dtype
+
+
 def test_no_augmenter_when_everything_is_off():
     assert make_augmenter(ARTICLE_RECIPE) is None
     assert callable(make_augmenter(IMPROVED_RECIPE))

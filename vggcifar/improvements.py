@@ -133,9 +133,11 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=N
     and a grey ``cutout`` x ``cutout`` square hidden somewhere. ``size`` (the recipe's
     ``small_crops``) then cuts a random ``size`` x ``size`` window out of each picture.
     ``seed`` (two integers) fixes the randomness, so a seeded run is repeatable.
+    Always a tensor, even with every change off (notebook 06 shows ``.numpy()`` of it).
     """
     import tensorflow as tf
 
+    pictures = tf.convert_to_tensor(pictures)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     n, height, width = tf.shape(pictures)[0], pictures.shape[1], pictures.shape[2]
     if flip:
