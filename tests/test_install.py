@@ -71,7 +71,7 @@ def test_the_wheel_ships_the_step_notebooks_and_not_the_solutions(wheel):
     assert shipped == sorted(f"{language}/{n}" for language in ("en", "ja") for n in STEP_NOTEBOOKS)
     assert len(shipped) == 18
     assert "vggcifar/resources/article_history.json" in names
-    assert not [n for n in names if "solutions" in n or "source" in n or n.startswith("notebooks/")]
+    assert not [n for n in names if "solutions" in n or "notebooks/source" in n or n.startswith("notebooks/")]
 
 
 def test_the_wheel_declares_what_the_command_line_runs_with(wheel):

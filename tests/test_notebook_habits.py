@@ -193,14 +193,25 @@ def test_the_command_prints_each_problem_and_exits_1(repo, capsys):
     assert lines[-1] == "2 problem(s) in the notebooks' habits"
 
 
-def test_stats_count_the_english_and_the_japanese_prose(repo, capsys):
-    notebook = good_notebook()
-    notebook.cells.append(new_markdown_cell("  Twelve chars\n<!-- ja -->\n  五文字です  \n", id="prose"))
-    problems_of(repo, notebook)
-    english, japanese = check_notebooks.split_prose(notebook.cells[0].source)
-    assert check_notebooks.prose_stats() == {BAD: (len(english) + 12, len(japanese) + 5)}
-    assert check_notebooks.main(["--stats"]) == 0
-    assert f"English {len(english) + 12:6,d}  Japanese {len(japanese) + 5:6,d}" in capsys.readouterr().out
+def test_stats_count_english_prose_in_japanese_notebooks_and_japanese_in_english_ones(repo, capsys):
+    english, japanese = good_notebook("notebooks/en/x.ipynb"), good_notebook("notebooks/ja/x.ipynb")
+    english.cells[0].source = "# A test\n\nOne line of English. 五文字です"
+    japanese.cells[0].source = "# テスト\n\nこの文は日本語です。This sentence is not, `but this code is`."
+    english.cells[1].source = "epochs = 20  # 二十"
+    japanese.cells[1].source = "# the article's settings, in English\nepochs = 20  # 記事の設定"
+    problems_of(repo, english, "notebooks/en/x.ipynb")
+    problems_of(repo, japanese, "notebooks/ja/x.ipynb")
+    assert check_notebooks.language_stats() == {
+        "notebooks/en/x.ipynb": (len("One line of English"), 7),  # "A test": two words, a name
+        "notebooks/ja/x.ipynb": (
+            len("This sentence is not") + len("the article's settings, in English"),
+            len("テストこの文は日本語です記事の設定"),
+        ),
+    }
+    found = [line for line in check_notebooks.problems() if ": language: " in line]
+    assert [line.split(": ")[0] for line in found] == ["notebooks/en/x.ipynb"] * 2  # a text and a code cell
+    assert check_notebooks.main(["--stats"]) == 1
+    assert "notebooks/ja/x.ipynb  English prose     54  Japanese     17" in capsys.readouterr().out
 
 
 # --- the pre-commit hook that strips outputs ------------------------------------------

@@ -1,4 +1,4 @@
-"""The solution notebooks (notebooks/en/solutions/): their structure, and every one executed on small settings.
+"""The solution notebooks (notebooks/en/solutions/): their structure, and each one run on small settings.
 
 Each step notebook's exercises are solved in ``notebooks/<en|ja>/solutions/<step>_solutions.ipynb``
 (written from ``notebooks/source/solutions/``); the tests run the English ones.
