@@ -1,17 +1,19 @@
 """00_article as a student sees it: opened in JupyterLab in a real headless browser and run there.
 
 For each language, a copy of ``notebooks/<language>/00_article.ipynb`` gets the small parameters
-(the shipped sample, 10 pictures per class, one epoch) from papermill's ``parameterize_notebook``,
+(the shipped sample, 10 pictures per class, two epochs) from papermill's ``parameterize_notebook``,
 which writes them into the notebook without running it. JupyterLab serves the copy; Debian's
 Chromium, driven by Selenium through chromedriver, opens it, runs every cell with JupyterLab's own
 "Run All Cells" command and waits until every prompt is numbered. Then what the page shows is
 checked: every code cell ran (a number in its prompt, none left at ``[*]``), no cell shows an error,
-the figures are pictures the browser decoded (as many per cell as the plotting cells draw), and the
-tables are there (the model summary with all its layers, the parameter counts, the result of
-``fit``). The notebook, saved by JupyterLab, is read back to count the same outputs a second way.
+the figures are pictures the browser decoded (as many per cell as the plotting cells draw, with
+this run's curves in them), the tables are there (the model summary with all its layers, the
+parameter counts, the result of ``fit``, the saved files), and every markdown cell is rendered, its
+headings in the notebook's language, no link left as ``[title][name]`` text. The notebook, saved by
+JupyterLab, is read back to count the same outputs a second way.
 
 Screenshots of what the student sees (the notebook as opened, the setup's report, the pictures,
-the model summary, ``fit`` and its result, the curves, the end) go to the folder that
+the model summary, ``fit`` and its result, the curves, the saved files, the end) go to the folder that
 ``VGGCIFAR_SCREENSHOTS`` names, or to a pytest temporary folder; ``report-<language>.json`` beside
 them holds the counts and the time.
 
