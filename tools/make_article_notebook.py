@@ -734,7 +734,11 @@ BatchNormalization:Ioffe & Szegedy、
 [*Batch Normalization: Accelerating Deep Network Training by Reducing Internal
 Covariate Shift*][bn]、2015 年。
 
-CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*][cifar]、2009 年。"""
+CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*][cifar]、2009 年。
+
+[vgg]: https://arxiv.org/abs/1409.1556
+[bn]: https://arxiv.org/abs/1502.03167
+[cifar]: https://www.cs.toronto.edu/~kriz/cifar.html"""
 
 
 def closing_cell(exercises, further):
