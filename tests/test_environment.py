@@ -35,7 +35,7 @@ from vggcifar.training import compile_like_article, make_pipeline
         ([(9, 0), (7, 5)], False, False, "mixed_float16"),  # an H100 and a T4: the older decides
         ([(6, 0)], False, False, "float32"),  # P100: no tensor cores
         ([], True, False, "mixed_bfloat16"),  # TPU
-        ([], False, True, "mixed_bfloat16"),  # CPU with AVX512-BF16 or AMX
+        ([], False, True, "mixed_bfloat16"),  # CPU with AMX
         ([], False, False, "float32"),  # other CPUs
     ],
 )
@@ -48,6 +48,9 @@ def test_cpu_flags(tmp_path):
     info.write_text("flags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
     assert cpu_has_bfloat16(info)
     info.write_text("flags\t\t: fpu sse avx2 avx512f\n")
+    assert not cpu_has_bfloat16(info)
+    # AVX512-BF16 without AMX: mixed bfloat16 measured slower than float32 there
+    info.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
     assert not cpu_has_bfloat16(info)
     assert not cpu_has_bfloat16(tmp_path / "missing")
 

@@ -6,8 +6,10 @@
   (A100, L4, H100: bfloat16 has float32's range, so no loss scaling is needed),
   ``mixed_float16`` on compute capability 7.x (T4, V100: tensor cores for float16
   only; Keras then scales the loss, because small float16 gradients would round to
-  zero), ``mixed_bfloat16`` on TPUs and on CPUs with native bfloat16 (AVX512-BF16 or
-  AMX), ``float32`` elsewhere. The notebooks set the choice as Keras' global policy
+  zero), ``mixed_bfloat16`` on TPUs and on CPUs with AMX (Intel's matrix units, which
+  compute bfloat16), ``float32`` elsewhere. A CPU with AVX512-BF16 but no AMX keeps
+  float32: there, measured, mixed bfloat16 trained 17% slower than float32
+  (bench/README.md). The notebooks set the choice as Keras' global policy
   (``keras.mixed_precision.set_global_policy``) before they build the model, so the
   model's own policy is the mixed one and ``compile`` wraps the optimizer in a
   ``LossScaleOptimizer`` where float16 needs it.
@@ -79,12 +81,17 @@ def describe_device():
 
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16 flags)."""
+    """True when the CPU gains from bfloat16: it has AMX-BF16 (the ``amx_bf16`` flag).
+
+    AVX512-BF16 alone is not enough: with oneDNN held to it (``ONEDNN_MAX_CPU_ISA=
+    AVX512_CORE_BF16``) the article's model trained in mixed bfloat16 at 0.83x float32's
+    speed, against 1.5x with AMX (bench/README.md, 2026-12-06).
+    """
     try:
         flags = Path(cpuinfo).read_text().split()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def pick_precision(gpu_capabilities, tpu, cpu_bfloat16):
