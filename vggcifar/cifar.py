@@ -364,10 +364,10 @@ def download(cache=None):
             if sha256_of(target) == SHA256:
                 return target
             old = say(
-                en=f"the copy already there, {str(target)!r}, fails the checksum (damaged or cut "
-                "short); it was left as it is, not deleted, and not used",
-                ja=f"すでにあったコピー {str(target)!r} はチェックサムが合いません(壊れているか途中で"
-                "切れています)。削除せず、使わずに、そのまま残してあります",
+                en=f"the copy already there, {str(target)!r}, fails the checksum (damaged or cut short); it "
+                "was left as it is, not deleted, and not used",
+                ja=f"すでにあったコピー {str(target)!r} はチェックサムが合いません(壊れているか"
+                "途中で切れています)。削除せず、使わずに、そのまま残してあります",
             )
         free = shutil.disk_usage(folder).free
         if free < ARCHIVE_BYTES:
@@ -422,10 +422,10 @@ def _cache_error(folder, cache, error, old):
             f"({type(error).__name__}: {error}); this is the folder, not the internet connection. "
             f"It needs to be a writable folder with about {ARCHIVE_BYTES // 10**6} MB free: free some "
             "space, or set data_cache to another folder. Meanwhile " + old,
-            ja=f"data_cache: キャッシュフォルダ {str(folder)!r}({setting_ja})に CIFAR-10 を保存できません"
-            f"({type(error).__name__}: {error})。問題はインターネット接続ではなく、このフォルダです。"
-            f"約 {ARCHIVE_BYTES // 10**6} MB の空きがある、書き込めるフォルダが必要です。空きを作るか、"
-            f"data_cache に別のフォルダを指定してください。なお、{old}。",
+            ja=f"data_cache: キャッシュフォルダ {str(folder)!r}({setting_ja})に CIFAR-10 "
+            f"を保存できません({type(error).__name__}: {error})。問題はインターネット接続ではなく、"
+            f"このフォルダです。約 {ARCHIVE_BYTES // 10**6} MB の空きがある、書き込めるフォルダが必要です。"
+            f"空きを作るか、data_cache に別のフォルダを指定してください。なお、{old}。",
         )
     )
 

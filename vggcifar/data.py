@@ -178,21 +178,19 @@ def load_cifar10(path=None, cache=None):
         except cifar.DownloadError as error:
             raise DataError(
                 say(
-                    en=f"data='cifar10': {error}. This needs internet access to "
-                    "www.cs.toronto.edu. Without it, use one of the offline sources: "
-                    "data='sample' (5,000 real CIFAR-10 pictures inside the package), "
-                    "data='synthetic' (generated pictures, for trying the code), "
+                    en=f"data='cifar10': {error}. This needs internet access to www.cs.toronto.edu. Without "
+                    "it, use one of the offline sources: data='sample' (5,000 real CIFAR-10 pictures inside "
+                    "the package), data='synthetic' (generated pictures, for trying the code), "
                     f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
                     "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
                     "<split>/<class>/<image>).",
-                    ja=f"data='cifar10': {error}。ダウンロードには www.cs.toronto.edu へのインターネット接続"
-                    "が"
-                    "必要です。接続できないときは、オフラインで使えるデータを指定してください: "
-                    "data='sample'(パッケージに入っている本物の CIFAR-10 画像 5,000 枚)、"
-                    "data='synthetic'(コードを試すための生成画像)、"
+                    ja=f"data='cifar10': {error}。ダウンロードには www.cs.toronto.edu "
+                    "へのインターネット接続が必要です。接続できないときは、"
+                    "オフラインで使えるデータを指定してください: data='sample'(パッケージに入っている本物の "
+                    "CIFAR-10 画像 5,000 枚)、data='synthetic'(コードを試すための生成画像)、"
                     f"data='path/to/{cifar.ARCHIVE}'(公式アーカイブのコピー)、"
-                    "data='path/to/folder-or-archive.tar.gz'(<split>/<class>/<image> の形に並べた自分の画"
-                    "像)。",
+                    "data='path/to/folder-or-archive.tar.gz'(<split>/<class>/<image> "
+                    "の形に並べた自分の画像)。",
                 )
             ) from error
     x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
@@ -401,10 +399,10 @@ def take_subset(dataset, per_class, seed=0):
     if per_class > smallest:
         raise DataError(
             say(
-                en=f"subset={per_class} is larger than the data: the smallest class has "
-                f"{smallest} training pictures; allowed: 1..{smallest} or None (all)",
-                ja=f"subset={per_class} がデータを超えています: いちばん少ないクラスの訓練画像は "
-                f"{smallest} 枚です。1..{smallest} か None(すべて)にしてください",
+                en=f"subset={per_class} is larger than the data: the smallest class has {smallest} training "
+                f"pictures; allowed: 1..{smallest} or None (all)",
+                ja=f"subset={per_class} がデータを超えています: いちばん少ないクラスの訓練画像は {smallest} "
+                f"枚です。1..{smallest} か None(すべて)にしてください",
             )
         )
     test_smallest = int(np.bincount(dataset.y_test).min())

@@ -220,11 +220,10 @@ def mount_drive_if_needed(run_dir, name="run_dir"):
     except ImportError:
         raise ValueError(
             say(
-                en=f"{name} {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), "
-                "which only Colab can mount; use a local folder here",
-                ja=f"{name} {str(run_dir)!r} は Google ドライブ({DRIVE_ROOT})上にありますが、"
-                "Google ドライブをマウントできるのは Colab だけです。ここではローカルのフォルダを指定してくだ"
-                "さい",
+                en=f"{name} {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), which only Colab can mount; "
+                "use a local folder here",
+                ja=f"{name} {str(run_dir)!r} は Google ドライブ({DRIVE_ROOT})上にありますが、Google "
+                "ドライブをマウントできるのは Colab だけです。ここではローカルのフォルダを指定してください",
             )
         ) from None
     if not Path(DRIVE_ROOT, "MyDrive").exists():

@@ -117,8 +117,8 @@ def read_picture(path, size=(32, 32)):
     if not path.is_file():
         raise PictureError(
             say(
-                en=f"picture {str(path)!r} not found (or it is a folder); "
-                f"give the path of a picture file ({', '.join(PICTURE_FORMATS)})",
+                en=f"picture {str(path)!r} not found (or it is a folder); give the path of a picture file "
+                f"({', '.join(PICTURE_FORMATS)})",
                 ja=f"画像 {str(path)!r} が見つかりません(またはフォルダです)。"
                 f"画像ファイル({', '.join(PICTURE_FORMATS)})のパスを指定してください",
             )
@@ -128,9 +128,8 @@ def read_picture(path, size=(32, 32)):
             if image.width * image.height > MAX_PHOTO_PIXELS:
                 raise PictureError(
                     say(
-                        en=f"picture {str(path)!r} is {image.width}x{image.height} "
-                        f"pixels, more than the {MAX_PHOTO_PIXELS:,} allowed; "
-                        "use a smaller copy",
+                        en=f"picture {str(path)!r} is {image.width}x{image.height} pixels, more than the "
+                        f"{MAX_PHOTO_PIXELS:,} allowed; use a smaller copy",
                         ja=f"画像 {str(path)!r} は {image.width}x{image.height} ピクセルで、上限の "
                         f"{MAX_PHOTO_PIXELS:,} ピクセルを超えています。小さくしたコピーを使ってください",
                     )
@@ -144,9 +143,8 @@ def read_picture(path, size=(32, 32)):
             raise
         raise PictureError(
             say(
-                en=f"picture {str(path)!r} could not be read as a picture "
-                f"({type(error).__name__}: {error}); use a "
-                f"{', '.join(PICTURE_FORMATS)} file",
+                en=f"picture {str(path)!r} could not be read as a picture ({type(error).__name__}: {error}); "
+                f"use a {', '.join(PICTURE_FORMATS)} file",
                 ja=f"{str(path)!r} を画像として読み込めませんでした({type(error).__name__}: {error})。"
                 f"{', '.join(PICTURE_FORMATS)} のファイルを使ってください",
             )
@@ -171,10 +169,10 @@ def upload_picture(folder="."):
     except ImportError:
         raise PictureError(
             say(
-                en="upload works in Google Colab only; elsewhere set the picture "
-                "parameter to the path of a picture file",
-                ja="upload が使えるのは Google Colab だけです。ほかの場所では、パラメータ picture に"
-                "画像ファイルのパスを指定してください",
+                en="upload works in Google Colab only; elsewhere set the picture parameter to the path of a "
+                "picture file",
+                ja="upload が使えるのは Google Colab だけです。ほかの場所では、パラメータ picture "
+                "に画像ファイルのパスを指定してください",
             )
         ) from None
     uploaded = files.upload()  # shows a "Choose files" button and waits
@@ -200,8 +198,8 @@ def check_inputs(model_path=None, picture=None, upload=False):
             say(
                 en=f"picture {str(picture)!r}: no such file; give the path of a picture "
                 f"({', '.join(PICTURE_FORMATS)}) or None",
-                ja=f"picture {str(picture)!r}: そのファイルはありません。画像({', '.join(PICTURE_FORMATS)})の"
-                "パスか None を指定してください",
+                ja=f"picture {str(picture)!r}: そのファイルはありません。"
+                f"画像({', '.join(PICTURE_FORMATS)})のパスか None を指定してください",
             )
         )
     if not isinstance(upload, bool):

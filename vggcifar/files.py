@@ -95,13 +95,12 @@ class DiskFullError(OSError):
         super().__init__(
             errno.ENOSPC,
             say(
-                en=f"disk full: {str(path)!r} could not be written ({left} on that disk; {error}). "
-                "Nothing was replaced: the file there before, if any, is as it was. Free some space "
-                "(or choose a folder on another disk) and run the same cells again: a run resumes "
-                "from its last backup",
+                en=f"disk full: {str(path)!r} could not be written ({left} on that disk; {error}). Nothing "
+                "was replaced: the file there before, if any, is as it was. Free some space (or choose a "
+                "folder on another disk) and run the same cells again: a run resumes from its last backup",
                 ja=f"ディスクがいっぱいです: {str(path)!r} を書き込めませんでした(そのディスクの{left_ja}、"
-                f"{error})。何も置き換えていないので、前からあったファイルはそのままです。空きを作るか"
-                "別のディスクのフォルダを選んでから、同じセルをもう一度実行してください。"
+                f"{error})。何も置き換えていないので、前からあったファイルはそのままです。"
+                "空きを作るか別のディスクのフォルダを選んでから、同じセルをもう一度実行してください。"
                 "ランは最後のバックアップから再開します",
             ),
         )
@@ -319,10 +318,10 @@ def _why_stale(holder, now):
     silent = now - _number(holder.get("heartbeat"), 0.0)
     if silent > STALE_AFTER_SECONDS:
         return say(
-            en=f"its holder on {holder.get('host')} has shown no sign of life for "
-            f"{silent / 60:.0f} minutes (a disconnected Colab runtime leaves such a lock)",
-            ja=f"{holder.get('host')} 上の持ち主から {silent / 60:.0f} 分間応答がありません"
-            "(切断された Colab のランタイムがこのようなロックを残します)",
+            en=f"its holder on {holder.get('host')} has shown no sign of life for {silent / 60:.0f} minutes "
+            "(a disconnected Colab runtime leaves such a lock)",
+            ja=f"{holder.get('host')} 上の持ち主から {silent / 60:.0f} 分間応答がありません(切断された Colab "
+            "のランタイムがこのようなロックを残します)",
         )
     return None
 
@@ -343,11 +342,11 @@ def _look(path, what):
     except OSError as error:
         raise LockedError(
             say(
-                en=f"{what}: its lock file {str(path)!r} cannot be read ({error}). Check that no notebook "
-                f"or command is still writing to the folder, then delete {str(path)!r} and start again",
-                ja=f"{what}: ロックファイル {str(path)!r} を読み込めません({error})。このフォルダに書き込んで"
-                f"いるノートブックやコマンドがもうないことを確かめてから、{str(path)!r} を削除して"
-                "やり直してください",
+                en=f"{what}: its lock file {str(path)!r} cannot be read ({error}). Check that no notebook or "
+                f"command is still writing to the folder, then delete {str(path)!r} and start again",
+                ja=f"{what}: ロックファイル {str(path)!r} を読み込めません({error})。"
+                "このフォルダに書き込んでいるノートブックやコマンドがもうないことを確かめてから、"
+                f"{str(path)!r} を削除してやり直してください",
             )
         ) from None
     try:
@@ -443,10 +442,11 @@ def _wait_for_change(path, key, deadline):
 
 def _clear_safely(path):
     return say(
-        en="check that no notebook or command is still writing to the folder (on this machine, or "
-        f"another one sharing it), then delete {str(path)!r} and start again",
-        ja="このフォルダに書き込んでいるノートブックやコマンドが(このマシンにも、フォルダを共有する"
-        f"別のマシンにも)もうないことを確かめてから、{str(path)!r} を削除してやり直してください",
+        en="check that no notebook or command is still writing to the folder (on this machine, or another "
+        f"one sharing it), then delete {str(path)!r} and start again",
+        ja="このフォルダに書き込んでいるノートブックやコマンドが(このマシンにも、"
+        f"フォルダを共有する別のマシンにも)もうないことを確かめてから、{str(path)!r} "
+        "を削除してやり直してください",
     )
 
 
@@ -454,14 +454,13 @@ def _held_message(what, path, holder, now):
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(_number(holder.get("started"), now)))
     silent = now - _number(holder.get("heartbeat"), now)
     return say(
-        en=f"{what} is being written by process {holder.get('pid')} on {holder.get('host')} "
-        f"(since {started}, last sign of life {silent:.0f} s ago). Two writers would spoil it: "
-        f"wait until that one has finished. If nothing is writing there any more, the lock is "
-        f"left over: {_clear_safely(path)}. (A lock whose process has ended on this machine, or "
-        f"whose holder on another machine has been silent for {STALE_AFTER_SECONDS // 60} "
-        f"minutes, is taken over by itself.)",
-        ja=f"{what} には、{holder.get('host')} 上のプロセス {holder.get('pid')} が書き込んでいます"
-        f"({started} から。最後の応答は {silent:.0f} 秒前)。2 つのプロセスが同時に書き込むと壊れるので、"
+        en=f"{what} is being written by process {holder.get('pid')} on {holder.get('host')} (since "
+        f"{started}, last sign of life {silent:.0f} s ago). Two writers would spoil it: wait until that one "
+        f"has finished. If nothing is writing there any more, the lock is left over: {_clear_safely(path)}. "
+        "(A lock whose process has ended on this machine, or whose holder on another machine has been "
+        f"silent for {STALE_AFTER_SECONDS // 60} minutes, is taken over by itself.)",
+        ja=f"{what} には、{holder.get('host')} 上のプロセス {holder.get('pid')} が書き込んでいます({started} "
+        f"から。最後の応答は {silent:.0f} 秒前)。2 つのプロセスが同時に書き込むと壊れるので、"
         "そちらが終わるまで待ってください。もう何も書き込んでいないなら、ロックが残っているだけです: "
         f"{_clear_safely(path)}。(このマシンでプロセスが終わっているロックと、別のマシンの持ち主から "
         f"{STALE_AFTER_SECONDS // 60} 分間応答のないロックは、自動的に引き継がれます)",
@@ -518,10 +517,10 @@ def acquire_lock(path, what=None):
         _wait_for_change(path, key, deadline)
     raise LockedError(
         say(
-            en=f"{what}: another process is taking its lock {str(path)!r} at this very moment. Try again "
-            f"in a moment; if this message stays, the lock is left over: {_clear_safely(path)}",
-            ja=f"{what}: ちょうど今、別のプロセスがロック {str(path)!r} を取ろうとしています。少し待ってから"
-            "やり直してください。このメッセージが続くなら、ロックが残っているだけです: "
+            en=f"{what}: another process is taking its lock {str(path)!r} at this very moment. Try again in "
+            f"a moment; if this message stays, the lock is left over: {_clear_safely(path)}",
+            ja=f"{what}: ちょうど今、別のプロセスがロック {str(path)!r} を取ろうとしています。"
+            "少し待ってからやり直してください。このメッセージが続くなら、ロックが残っているだけです: "
             f"{_clear_safely(path)}",
         )
     )

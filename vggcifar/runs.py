@@ -138,8 +138,8 @@ class RunFolder(keras.callbacks.Callback):
                 say(
                     en="compile the model before run.resume(model): the backup holds the optimizer's state "
                     "too",
-                    ja="run.resume(model) の前にモデルをコンパイルしてください。バックアップには最適化手法の"
-                    "状態も入っています",
+                    ja="run.resume(model) の前にモデルをコンパイルしてください。"
+                    "バックアップには最適化手法の状態も入っています",
                 )
             )
         try:
@@ -175,12 +175,12 @@ class RunFolder(keras.callbacks.Callback):
         if self.finished:
             print(
                 say(
-                    en=f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); "
-                    "its trained model and history are loaded, nothing is trained again. "
-                    "Use another run_dir, or overwrite=True, to train again.",
+                    en=f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); its "
+                    "trained model and history are loaded, nothing is trained again. Use another run_dir, "
+                    "or overwrite=True, to train again.",
                     ja=f"ランフォルダ {str(self.run_dir)!r}: このランは学習を終えています({done} エポック)。"
-                    "学習済みのモデルと履歴を読み込んだので、学習はし直しません。もう一度学習するには、"
-                    "別の run_dir を指定するか、overwrite=True にしてください。",
+                    "学習済みのモデルと履歴を読み込んだので、学習はし直しません。もう一度学習するには、別の "
+                    "run_dir を指定するか、overwrite=True にしてください。",
                 )
             )
         else:
@@ -208,10 +208,10 @@ class RunFolder(keras.callbacks.Callback):
             parts_ja = f"(前半の部分なら {list(self.part_ends)} のどれか)" if self.part_ends else ""
             raise RunFolderError(
                 say(
-                    en=f"the run's parameters say epochs={self.epochs}{parts}, "
-                    f"but fit was called with epochs={called}",
-                    ja=f"このランのパラメータは epochs={self.epochs}{parts_ja} ですが、"
-                    f"fit は epochs={called} で呼び出されました",
+                    en=f"the run's parameters say epochs={self.epochs}{parts}, but fit was called with "
+                    f"epochs={called}",
+                    ja=f"このランのパラメータは epochs={self.epochs}{parts_ja} ですが、fit は "
+                    f"epochs={called} で呼び出されました",
                 )
             )
         if held_by_me(self.run_dir / LOCK) is None and not self.finished:  # a later part
@@ -222,11 +222,10 @@ class RunFolder(keras.callbacks.Callback):
         if epoch != done:
             raise RunFolderError(
                 say(
-                    en=f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} "
-                    f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit",
+                    en=f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} holds "
+                    f"{done} epoch(s): pass initial_epoch=run.resume(model) to fit",
                     ja=f"fit はエポック {epoch + 1} から始まりますが、ランフォルダ {str(self.run_dir)!r} "
-                    "には "
-                    f"{done} エポック分が入っています。fit に initial_epoch=run.resume(model) "
+                    f"には {done} エポック分が入っています。fit に initial_epoch=run.resume(model) "
                     "を渡してください",
                 )
             )
@@ -267,10 +266,10 @@ class RunFolder(keras.callbacks.Callback):
             self.finished = True
             print(
                 say(
-                    en=f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; "
-                    f"{MODEL} and {METRICS} written.",
-                    ja=f"ランフォルダ {str(self.run_dir)!r}: {done} エポックで学習を終え、"
-                    f"{MODEL} と {METRICS} を書き込みました。",
+                    en=f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; {MODEL} and "
+                    f"{METRICS} written.",
+                    ja=f"ランフォルダ {str(self.run_dir)!r}: {done} エポックで学習を終え、{MODEL} と "
+                    f"{METRICS} を書き込みました。",
                 )
             )
         history = getattr(self.model, "history", None)
@@ -291,10 +290,10 @@ class RunFolder(keras.callbacks.Callback):
         scores = self.model.evaluate(x, y, batch_size=self.batch_size, verbose=0, return_dict=True)
         print(
             say(
-                en=f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, "
-                f"loss {scores['loss']:.4f} ({len(y):,} pictures)",
-                ja=f"テストデータをここで 1 回だけ評価しました: 正解率 {scores['accuracy']:.4f}、"
-                f"損失 {scores['loss']:.4f}({len(y):,} 枚)",
+                en=f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, loss "
+                f"{scores['loss']:.4f} ({len(y):,} pictures)",
+                ja=f"テストデータをここで 1 回だけ評価しました: 正解率 {scores['accuracy']:.4f}、損失 "
+                f"{scores['loss']:.4f}({len(y):,} 枚)",
             ),
             flush=True,
         )
@@ -383,9 +382,10 @@ def check_free(run_dir, params=None, overwrite=False):
                     en=f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
                     f"({shown(foreign)}); a run is never set up among other files, and overwrite=True does "
                     "not change that: choose a new or empty folder",
-                    ja=f"run_dir {str(run_dir)!r} には、このプロジェクトのランではないファイルがあります"
-                    f"({shown(foreign)})。ランをほかのファイルと混ぜて置くことはなく、overwrite=True でも"
-                    "それは変わりません。新しいフォルダか空のフォルダを指定してください",
+                    ja=f"run_dir {str(run_dir)!r} には、"
+                    f"このプロジェクトのランではないファイルがあります({shown(foreign)})。"
+                    "ほかのファイルがあるフォルダにランを作ることはしません。overwrite=True でも同じです。"
+                    "新しいフォルダか空のフォルダを指定してください",
                 )
             )
         return
@@ -396,9 +396,9 @@ def check_free(run_dir, params=None, overwrite=False):
     if old != new:
         raise RunFolderError(
             say(
-                en=f"run_dir {str(run_dir)!r} already holds a run with other parameters "
-                f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
-                "overwrite=True to replace that run's files",
+                en=f"run_dir {str(run_dir)!r} already holds a run with other parameters (saved, now: "
+                f"{_differences(old, new)}); choose another run_dir, or pass overwrite=True to replace that "
+                "run's files",
                 ja=f"run_dir {str(run_dir)!r} には、パラメータの違うランがすでにあります"
                 f"(保存されている値と今の値: {_differences(old, new)})。別の run_dir を指定するか、"
                 "そのランのファイルを置き換えてよければ overwrite=True にしてください",
@@ -423,14 +423,14 @@ def check_complete(run_dir):
     if present and not (run_dir / PARAMS).exists() and not resumable:
         raise RunFolderError(
             say(
-                en=f"{PARAMS} is missing in run_dir {str(run_dir)!r}, which holds {', '.join(present)} "
-                "of a run; nothing was changed. Without it the run's parameters are unknown: "
-                f"restore {PARAMS} from a copy, or choose another run_dir; overwrite=True deletes "
-                "this run's files and trains it afresh",
-                ja=f"run_dir {str(run_dir)!r} にはランの {', '.join(present)} がありますが、{PARAMS} が"
-                f"ありません。何も変更していません。これがないとランのパラメータがわかりません。{PARAMS} を"
-                "コピーから戻すか、別の run_dir を指定してください。overwrite=True にすると、このランの"
-                "ファイルを削除して最初から学習し直します",
+                en=f"{PARAMS} is missing in run_dir {str(run_dir)!r}, which holds {', '.join(present)} of a "
+                f"run; nothing was changed. Without it the run's parameters are unknown: restore {PARAMS} "
+                "from a copy, or choose another run_dir; overwrite=True deletes this run's files and trains "
+                "it afresh",
+                ja=f"run_dir {str(run_dir)!r} にはランの {', '.join(present)} がありますが、{PARAMS} "
+                f"がありません。何も変更していません。これがないとランのパラメータがわかりません。{PARAMS} "
+                "をコピーから戻すか、別の run_dir を指定してください。overwrite=True にすると、"
+                "このランのファイルを削除して最初から学習し直します",
             )
         )
     if present and not is_finished(run_dir) and not resumable:
@@ -438,15 +438,15 @@ def check_complete(run_dir):
         raise RunFolderError(
             say(
                 en=f"run_dir {str(run_dir)!r} holds {', '.join(present)} of a run, but no "
-                f"{' or '.join(missing)} and no backup to finish it from; nothing was changed. "
-                "A run is never trained again over its files: restore the missing file(s) from a "
-                "copy, or move the folder aside and use a new run_dir; overwrite=True deletes "
-                "this run's files and trains it afresh",
+                f"{' or '.join(missing)} and no backup to finish it from; nothing was changed. A run is "
+                "never trained again over its files: restore the missing file(s) from a copy, or move the "
+                "folder aside and use a new run_dir; overwrite=True deletes this run's files and trains it "
+                "afresh",
                 ja=f"run_dir {str(run_dir)!r} にはランの {', '.join(present)} がありますが、"
-                f"{'、'.join(missing)} も、ランを仕上げるためのバックアップもありません。何も変更していません"
-                "。"
-                "ランのファイルの上から学習し直すことはしません。足りないファイルをコピーから戻すか、"
-                "フォルダを別の場所に移して新しい run_dir を使ってください。overwrite=True にすると、"
+                f"{'、'.join(missing)} も、ランを仕上げるためのバックアップもありません。"
+                "何も変更していません。ランのファイルを上書きして学習し直すことはしません。"
+                "足りないファイルをコピーから戻すか、フォルダを別の場所に移して新しい run_dir "
+                "を使ってください。overwrite=True にすると、"
                 "このランのファイルを削除して最初から学習し直します",
             )
         )
@@ -474,12 +474,13 @@ def start_run(run_dir, params, environment, overwrite=False):
         if saved is not None and saved != params["setup"]:
             raise RunFolderError(
                 say(
-                    en=f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss "
-                    f"(saved, now: {_differences(saved, params['setup'])}); choose another run_dir, "
-                    "or pass overwrite=True to replace that run's files",
-                    ja=f"run_dir {str(run_dir)!r} には、モデル、最適化手法か損失の違うランがあります"
-                    f"(保存されている値と今の値: {_differences(saved, params['setup'])})。別の run_dir を"
-                    "指定するか、そのランのファイルを置き換えてよければ overwrite=True にしてください",
+                    en=f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss (saved, "
+                    f"now: {_differences(saved, params['setup'])}); choose another run_dir, or pass "
+                    "overwrite=True to replace that run's files",
+                    ja=f"run_dir {str(run_dir)!r} には、モデル、"
+                    "最適化手法か損失の違うランがあります(保存されている値と今の値: "
+                    f"{_differences(saved, params['setup'])})。別の run_dir を指定するか、"
+                    "そのランのファイルを置き換えてよければ overwrite=True にしてください",
                 )
             )
     if not overwrite and is_finished(run_dir):  # its records stay as they were
@@ -607,7 +608,7 @@ def _weights_name(name):
             say(
                 en=f"it names weights {name!r}, not a file epoch-NNNN.weights.h5 of the backup",
                 ja=f"重みのファイルとして、バックアップの epoch-NNNN.weights.h5 ではなく {name!r} "
-                "を挙げています",
+                "が書かれています",
             )
         )
     return name
@@ -616,12 +617,11 @@ def _weights_name(name):
 def damaged(run_dir, error):
     return RunFolderError(
         say(
-            en=f"the backup in {str(Path(run_dir) / BACKUP)!r} is damaged ({error}). "
-            "Nothing was changed. To start this run afresh, pass overwrite=True "
-            "(it deletes the run's files and the damaged backup)",
+            en=f"the backup in {str(Path(run_dir) / BACKUP)!r} is damaged ({error}). Nothing was changed. To "
+            "start this run afresh, pass overwrite=True (it deletes the run's files and the damaged backup)",
             ja=f"{str(Path(run_dir) / BACKUP)!r} のバックアップが壊れています({error})。"
-            "何も変更していません。このランを最初からやり直すには overwrite=True にしてください"
-            "(ランのファイルと壊れたバックアップを削除します)",
+            "何も変更していません。このランを最初からやり直すには overwrite=True "
+            "にしてください(ランのファイルと壊れたバックアップを削除します)",
         )
     )
 
@@ -648,13 +648,12 @@ def _load_first(model, candidates, run_dir):
             print(
                 say(
                     en=f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
-                    f"read ({type(error).__name__}: {error}); Google Drive can leave a file like "
-                    f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}.",
-                    ja=f"ランフォルダ {str(run_dir)!r}: エポック {failed['epoch']} のバックアップを読み込めま"
-                    "せん"
-                    f"でした({type(error).__name__}: {error})。Google ドライブでは、アップロードの途中のファ"
-                    "イルが"
-                    f"このように残ることがあります。エポック {state['epoch']} のバックアップから再開します。",
+                    f"read ({type(error).__name__}: {error}); Google Drive can leave a file like that while "
+                    f"it still uploads. Resuming from the backup of epoch {state['epoch']}.",
+                    ja=f"ランフォルダ {str(run_dir)!r}: エポック {failed['epoch']} "
+                    f"のバックアップを読み込めませんでした({type(error).__name__}: {error})。Google "
+                    "ドライブでは、アップロードの途中のファイルがこのように残ることがあります。エポック "
+                    f"{state['epoch']} のバックアップから再開します。",
                 )
             )
         return state
@@ -663,28 +662,27 @@ def _load_first(model, candidates, run_dir):
         raise RunFolderError(
             say(
                 en=f"{MODEL} in run_dir {str(run_dir)!r} is damaged ({type(error).__name__}: "
-                f"{str(error).strip()[:200]}); nothing was changed. It is the run's trained model: "
-                f"restore it from a copy, or move the run folder aside and use a new run_dir (its "
-                f"{HISTORY} and {METRICS} stay readable); overwrite=True deletes this run's files "
-                "and trains it afresh",
+                f"{str(error).strip()[:200]}); nothing was changed. It is the run's trained model: restore "
+                f"it from a copy, or move the run folder aside and use a new run_dir (its {HISTORY} and "
+                f"{METRICS} stay readable); overwrite=True deletes this run's files and trains it afresh",
                 ja=f"run_dir {str(run_dir)!r} の {MODEL} が壊れています({type(error).__name__}: "
                 f"{str(error).strip()[:200]})。何も変更していません。これはランの学習済みモデルです。"
-                "コピーから戻すか、ランフォルダを別の場所に移して新しい run_dir を使ってください"
-                f"({HISTORY} と {METRICS} は読めるまま残ります)。overwrite=True にすると、このランの"
-                "ファイルを削除して最初から学習し直します",
+                f"コピーから戻すか、ランフォルダを別の場所に移して新しい run_dir を使ってください({HISTORY} "
+                f"と {METRICS} は読めるまま残ります)。overwrite=True にすると、"
+                "このランのファイルを削除して最初から学習し直します",
             )
         )
     shapes = [line for _, error in errors for line in str(error).splitlines() if "shape" in line]
     if shapes:
         raise RunFolderError(
             say(
-                en=f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes "
-                f"than this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir "
-                "for this model, or overwrite=True to replace that run's files",
-                ja=f"{str(Path(run_dir) / BACKUP)!r} のバックアップは、このモデルとは形の違うモデルが作ったも"
-                "ので"
-                f"({shapes[0].strip()[:200]})、合いません。このモデルには別の run_dir を使うか、"
-                "そのランのファイルを置き換えてよければ overwrite=True にしてください",
+                en=f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes than "
+                f"this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir for this model, "
+                "or overwrite=True to replace that run's files",
+                ja=f"{str(Path(run_dir) / BACKUP)!r} のバックアップは、"
+                f"このモデルとは形の違うモデルが作ったもので({shapes[0].strip()[:200]})、合いません。"
+                "このモデルには別の run_dir を使うか、そのランのファイルを置き換えてよければ overwrite=True "
+                "にしてください",
             )
         )
     epoch = say(en="epoch", ja="エポック")

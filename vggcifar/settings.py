@@ -183,8 +183,8 @@ def _number(name, value, low, high, positive=False):
             say(
                 en=f"{name} must be a number in [{low}, {high}){' and > 0' if positive else ''}, got "
                 f"{value!r}",
-                ja=f"{name} は {low} 以上 {high} 未満{'で 0 より大きい' if positive else ''}数にしてください"
-                f"(指定された値: {value!r})",
+                ja=f"{name} は {low} 以上 {high} 未満{'で 0 より大きい' if positive else 'の'}数に"
+                f"してください(指定された値: {value!r})",
             )
         )
     return float(value)
@@ -228,8 +228,8 @@ def _small_crops(value):
     if not _is_whole(value) or not (value == 0 or MIN_SMALL_CROPS <= value <= 4096):
         raise ParameterError(
             say(
-                en=f"small_crops must be 0 (off) or the side in pixels of the training "
-                f"crops, a whole number >= {MIN_SMALL_CROPS}; got {value!r}",
+                en="small_crops must be 0 (off) or the side in pixels of the training crops, a whole number "
+                f">= {MIN_SMALL_CROPS}; got {value!r}",
                 ja=f"small_crops は 0(使わない)か、訓練用の切り抜きの一辺のピクセル数({MIN_SMALL_CROPS} "
                 f"以上の整数)にしてください(指定された値: {value!r})",
             )
@@ -244,10 +244,10 @@ def check_subset(subset):
     if not _is_whole(subset) or subset < 1:
         raise ParameterError(
             say(
-                en="subset must be None (all pictures) or a whole number >= 1 of pictures per class; "
-                f"got {subset!r}",
-                ja="subset は None(すべての画像)か、クラスごとの画像の枚数(1 以上の整数)にしてください"
-                f"(指定された値: {subset!r})",
+                en="subset must be None (all pictures) or a whole number >= 1 of pictures per class; got "
+                f"{subset!r}",
+                ja="subset は None(すべての画像)か、クラスごとの画像の枚数(1 "
+                f"以上の整数)にしてください(指定された値: {subset!r})",
             )
         )
     return int(subset)
@@ -322,8 +322,8 @@ def _writable_folder(name, value):
             say(
                 en=f"{name} {str(value)!r} cannot be written: {where} is read-only for you; choose another "
                 f"{name}",
-                ja=f"{name} {str(value)!r} には書き込めません: {where_ja}は読み取り専用です。"
-                f"別の {name} を指定してください",
+                ja=f"{name} {str(value)!r} には書き込めません: {where_ja}は読み取り専用です。別の {name} "
+                "を指定してください",
             )
         )
     return str(value)
@@ -507,23 +507,22 @@ def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_mome
     ):
         raise ParameterError(
             say(
-                en="blocks must be a non-empty tuple of (convolutions, filters) pairs, one per block, "
-                "each a whole number >= 1, such as ((1, 8),) * 5 (the article's are "
+                en="blocks must be a non-empty tuple of (convolutions, filters) pairs, one per block, each "
+                "a whole number >= 1, such as ((1, 8),) * 5 (the article's are "
                 f"vggcifar.model.VGG16_BLOCKS), got {blocks!r}",
-                ja="blocks は、ブロックごとに 1 つの (畳み込みの数, フィルタ数) の組を並べた空でないタプルに"
-                "してください。"
-                "どの数も 1 以上の整数で、例えば ((1, 8),) * 5 です(記事のものは vggcifar.model.VGG16_BLOCKS)"
-                f"(指定された値: {blocks!r})",
+                ja="blocks は、ブロックごとに 1 組の (畳み込みの数, フィルタ数) を並べた、"
+                "空でないタプルにしてください。数はどれも 1 以上の整数です。例: ((1, 8),) * 5(記事のものは "
+                f"vggcifar.model.VGG16_BLOCKS)。指定された値: {blocks!r}",
             )
         )
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(_is_whole(d) and d >= 1 for d in shape):
         raise ParameterError(
             say(
-                en="input_shape must be (height, width, channels) with positive whole numbers, "
-                f"got {input_shape!r}",
-                ja="input_shape は正の整数の (height, width, channels) にしてください"
-                f"(指定された値: {input_shape!r})",
+                en="input_shape must be (height, width, channels) with positive whole numbers, got "
+                f"{input_shape!r}",
+                ja="input_shape は正の整数の (height, width, channels) にしてください(指定された値: "
+                f"{input_shape!r})",
             )
         )
     smallest = 2 ** len(blocks)
@@ -531,11 +530,9 @@ def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_mome
         raise ParameterError(
             say(
                 en=f"input_shape must be at least {smallest}x{smallest} ({len(blocks)} 2x2 poolings halve "
-                "the "
-                f"picture {len(blocks)} times), got {shape[0]}x{shape[1]}",
-                ja=f"input_shape は {smallest}x{smallest} 以上にしてください({len(blocks)} 回の 2x2 "
-                "プーリングで"
-                f"画像が {len(blocks)} 回半分になります)(指定された値: {shape[0]}x{shape[1]})",
+                f"the picture {len(blocks)} times), got {shape[0]}x{shape[1]}",
+                ja=f"input_shape は {smallest}x{smallest} 以上にしてください。{len(blocks)} 回の 2x2 "
+                f"プーリングで画像が {len(blocks)} 回半分になります(指定された値: {shape[0]}x{shape[1]})",
             )
         )
     if not _is_whole(num_classes) or num_classes < 2:

@@ -171,8 +171,8 @@ def run_training(
     if recipe["small_crops"] >= min(x_train.shape[1:3]):
         raise ParameterError(
             say(
-                en=f"small_crops must be smaller than the pictures "
-                f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}",
+                en=f"small_crops must be smaller than the pictures ({x_train.shape[1]}x{x_train.shape[2]}), "
+                f"got {recipe['small_crops']}",
                 ja=f"small_crops は画像({x_train.shape[1]}x{x_train.shape[2]})より小さくしてください"
                 f"(指定された値: {recipe['small_crops']})",
             )
@@ -251,7 +251,7 @@ def training_time_note(record, gpu):
         ),
         ja=(
             f"約 {pictures:,} 枚の画像で {record['epochs']} エポック学習します。GPU なら約 {gpu_time}"
-            f"(記事の Colab GPU では 1 エポック 34 秒)、2 コア CPU では {_duration(low)}〜{_duration(high)} "
+            f"(記事の Colab GPU では 1 エポック 34 秒)、2 コア CPU では {_duration(low)}〜{_duration(high)}"
             "かかります。"
             + (
                 "このマシンには GPU があります。"
@@ -286,22 +286,19 @@ def ensure_finished_run(notebook, **params):
     note = training_time_note(record, accelerator_present())
     print(
         say(
-            en=f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
-            f"notebook runs on its own machine, so its files are not here unless run_dir is on "
-            f"Google Drive.\n{notebook} therefore trains a run now, with this notebook's "
-            f"parameters {record}. {note}\n"
-            f"To train once and share the run: give 03 and this notebook the same run_dir on "
-            f"Google Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the "
-            f"article's five steps on one machine. Everything below comes from this run made by "
-            f"{notebook}.",
+            en=f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each notebook "
+            "runs on its own machine, so its files are not here unless run_dir is on Google "
+            f"Drive.\n{notebook} therefore trains a run now, with this notebook's parameters {record}. "
+            f"{note}\nTo train once and share the run: give 03 and this notebook the same run_dir on Google "
+            f"Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the article's five steps "
+            f"on one machine. Everything below comes from this run made by {notebook}.",
             ja=f"{str(run_dir)!r} に学習済みのランがありません。このランは 03_training.ipynb が作ります。"
-            "Colab ではノートブックごとに別のマシンで動くので、run_dir が Google ドライブ上になければ、"
-            f"03 の書いたファイルはここにはありません。\nそこで {notebook} が、このノートブックの"
-            f"パラメータ {record} で今からランを学習します。{note}\n"
-            "学習を 1 回で済ませてランを共有するには、03 とこのノートブックに Google ドライブ上の同じ run_dir"
-            f"(例: {DRIVE_EXAMPLE!r})を指定するか、記事の 5 つのステップを 1 台のマシンで行う "
-            f"00_article.ipynb を実行してください。以下の結果はすべて、{notebook} が作ったこのランのものです"
-            "。",
+            "Colab ではノートブックごとに別のマシンで動くので、run_dir が Google ドライブ上になければ、03 "
+            f"の書いたファイルはここにはありません。\nそこで {notebook} が、このノートブックのパラメータ "
+            f"{record} で今からランを学習します。{note}\n学習を 1 回で済ませてランを共有するには、03 "
+            f"とこのノートブックに Google ドライブ上の同じ run_dir(例: {DRIVE_EXAMPLE!r})を指定するか、"
+            "記事の 5 つのステップを 1 台のマシンで行う 00_article.ipynb を実行してください。"
+            f"以下の結果はすべて、{notebook} が作ったこのランのものです。",
         )
     )
     run_training(**params)  # resumes a cut-off run with the same parameters; never mixes runs
