@@ -31,14 +31,14 @@ def english_sentence(text):
     """The first run of three or more English words outside code, or None.
 
     Code stays code in both languages: quoted values, lists and dicts (their repr), and
-    every token with ``_ . = / ( ) < >`` or a digit are not words; a Japanese character
-    ends a run of words.
+    every token with ``_ . = / ( ) < >`` or a digit, and names in capitals (``PNG``) are not
+    words; a Japanese character ends a run of words.
     """
     text = re.sub(r"'[^']*'|\"[^\"]*\"|\{[^{}]*\}|\[[^\[\]]*\]", " ", text)
     text = JAPANESE.sub(" | ", text)
     run = []
     for token in text.split():
-        if re.fullmatch(r"[A-Za-z]+[,;:.]?", token) and token.rstrip(",;:.") not in NAMES:
+        if re.fullmatch(r"[A-Za-z]*[a-z][A-Za-z]*[,;:.]?", token) and token.rstrip(",;:.") not in NAMES:
             run.append(token)
             if len(run) >= 3:
                 return " ".join(run)
@@ -53,6 +53,17 @@ def assert_japanese(message, *names):
     assert english_sentence(message) is None, (english_sentence(message), message)
     for name in names:
         assert name in message, (name, message)
+
+
+def test_the_check_finds_the_english_it_looks_for(en, tmp_path):
+    """The same messages in English fail :func:`assert_japanese`'s check: it would see one left over."""
+    for name, value in BAD:
+        with pytest.raises(ParameterError) as caught:
+            check_params(**{name: value})
+        assert english_sentence(str(caught.value)), str(caught.value)
+    assert english_sentence(environment.gpu_hint())
+    assert english_sentence(str(files.DiskFullError(tmp_path / "x", OSError(errno.ENOSPC, "ENOSPC"))))
+    assert english_sentence(training.training_time_note(settings.run_params(), gpu=False))
 
 
 @pytest.fixture
@@ -187,6 +198,20 @@ def test_the_environment_report_without_a_gpu(monkeypatch, capsys):
     assert japanese[0] == english[0]  # the versions: names and numbers
     assert_japanese(japanese[-1], "GPU", "subset=500", "epochs=2")
     assert report["gpus"] == [] and "cores" in report["device"]  # the record stays as it was
+
+
+def test_the_environment_report_with_a_gpu(monkeypatch, capsys):
+    import tensorflow as tf
+
+    gpu = namedtuple("PhysicalDevice", "name device_type")("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
+    monkeypatch.setattr(environment, "describe_device", lambda: "Tesla T4 (compute capability 7.5)")
+    monkeypatch.delenv(VARIABLE, raising=False)
+    environment.environment_report()
+    assert capsys.readouterr().out.splitlines()[-1] == "GPU: Tesla T4 (compute capability 7.5)"
+    monkeypatch.setenv(VARIABLE, "ja")
+    environment.environment_report()
+    assert_japanese(capsys.readouterr().out.splitlines()[-1], "GPU", "Tesla T4")
 
 
 @pytest.mark.parametrize("name", ["run_dir", "data_cache"])
