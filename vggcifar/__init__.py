@@ -6,11 +6,13 @@ code the notebooks show; around them what is not the lesson: :mod:`~vggcifar.set
 (every default and the parameter check), :mod:`~vggcifar.runs` (the run folder, a Keras
 callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strategy),
 :mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
-safely); beyond the article :mod:`~vggcifar.improvements` and :mod:`~vggcifar.evaluation`;
-the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and :mod:`~vggcifar.sweeps` with the
-command line :mod:`~vggcifar.cli` (``python -m vggcifar run`` / ``sweep``), which runs
-notebooks through :mod:`~vggcifar.runner` and finds them with :mod:`~vggcifar.locate`
-(shipped in the package, or a clone's).
+safely), :mod:`~vggcifar.language` (every message in English or Japanese, as the notebook's
+``VGGCIFAR_LANGUAGE`` says); beyond the article :mod:`~vggcifar.improvements` and
+:mod:`~vggcifar.evaluation`; the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and
+:mod:`~vggcifar.sweeps` with the command line :mod:`~vggcifar.cli`
+(``python -m vggcifar run`` / ``sweep``), which runs notebooks through
+:mod:`~vggcifar.runner` and finds them with :mod:`~vggcifar.locate` (shipped in the
+package, or a clone's).
 """
 
 import importlib.util

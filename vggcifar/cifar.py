@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .folders import DataError
+from .language import say
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -354,7 +355,7 @@ def download(cache=None):
 
     folder = cache_folder(cache)
     target = folder / ARCHIVE
-    old = "no earlier copy was there"
+    old = say(en="no earlier copy was there", ja="以前のコピーはありませんでした")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if target.is_dir():
@@ -362,9 +363,11 @@ def download(cache=None):
         if target.exists():
             if sha256_of(target) == SHA256:
                 return target
-            old = (
-                f"the copy already there, {str(target)!r}, fails the checksum (damaged or cut "
-                "short); it was left as it is, not deleted, and not used"
+            old = say(
+                en=f"the copy already there, {str(target)!r}, fails the checksum (damaged or cut short); it "
+                "was left as it is, not deleted, and not used",
+                ja=f"すでにあったコピー {str(target)!r} はチェックサムが合いません(壊れているか"
+                "途中で切れています)。削除せず、使わずに、そのまま残してあります",
             )
         free = shutil.disk_usage(folder).free
         if free < ARCHIVE_BYTES:
@@ -395,25 +398,35 @@ def download(cache=None):
     except OSError as error:
         if error.errno in CACHE_FOLDER_ERRNOS:
             raise _cache_error(folder, cache, error, old) from error
-        raise DownloadError(
-            f"could not download CIFAR-10 ({type(error).__name__}: {error}); {old}"
-        ) from error
+        raise DownloadError(_not_downloaded(error, old)) from error
     except Exception as error:  # urllib, SSL, socket, HTTP and checksum errors alike
-        raise DownloadError(
-            f"could not download CIFAR-10 ({type(error).__name__}: {error}); {old}"
-        ) from error
+        raise DownloadError(_not_downloaded(error, old)) from error
     finally:
         part.unlink(missing_ok=True)
     return target
 
 
+def _not_downloaded(error, old):
+    return say(
+        en=f"could not download CIFAR-10 ({type(error).__name__}: {error}); {old}",
+        ja=f"CIFAR-10 をダウンロードできませんでした({type(error).__name__}: {error})。{old}",
+    )
+
+
 def _cache_error(folder, cache, error, old):
     setting = "data_cache" if cache is not None else "data_cache=None (Keras' own folder)"
+    setting_ja = "data_cache" if cache is not None else "data_cache=None(Keras 自身のフォルダ)"
     return DataError(
-        f"data_cache: the cache folder {str(folder)!r} ({setting}) cannot keep CIFAR-10 "
-        f"({type(error).__name__}: {error}); this is the folder, not the internet connection. "
-        f"It needs to be a writable folder with about {ARCHIVE_BYTES // 10**6} MB free: free some "
-        "space, or set data_cache to another folder. Meanwhile " + old
+        say(
+            en=f"data_cache: the cache folder {str(folder)!r} ({setting}) cannot keep CIFAR-10 "
+            f"({type(error).__name__}: {error}); this is the folder, not the internet connection. "
+            f"It needs to be a writable folder with about {ARCHIVE_BYTES // 10**6} MB free: free some "
+            "space, or set data_cache to another folder. Meanwhile " + old,
+            ja=f"data_cache: キャッシュフォルダ {str(folder)!r}({setting_ja})に CIFAR-10 "
+            f"を保存できません({type(error).__name__}: {error})。問題はインターネット接続ではなく、"
+            f"このフォルダです。約 {ARCHIVE_BYTES // 10**6} MB の空きがある、書き込めるフォルダが必要です。"
+            f"空きを作るか、data_cache に別のフォルダを指定してください。なお、{old}。",
+        )
     )
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import cifar
 from .folders import DataError, read_picture_folder
+from .language import say
 from .settings import HOLDOUT_SHARE, NAMED_SOURCES, VALIDATIONS, check_subset, data_source_kind
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -176,13 +177,21 @@ def load_cifar10(path=None, cache=None):
             path = cifar.download(cache)  # a problem of the cache folder is its own DataError
         except cifar.DownloadError as error:
             raise DataError(
-                f"data='cifar10': {error}. This needs internet access to "
-                "www.cs.toronto.edu. Without it, use one of the offline sources: "
-                "data='sample' (5,000 real CIFAR-10 pictures inside the package), "
-                "data='synthetic' (generated pictures, for trying the code), "
-                f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
-                "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
-                "<split>/<class>/<image>)."
+                say(
+                    en=f"data='cifar10': {error}. This needs internet access to www.cs.toronto.edu. Without "
+                    "it, use one of the offline sources: data='sample' (5,000 real CIFAR-10 pictures inside "
+                    "the package), data='synthetic' (generated pictures, for trying the code), "
+                    f"data='path/to/{cifar.ARCHIVE}' (a copy of the official archive) or "
+                    "data='path/to/folder-or-archive.tar.gz' (your own pictures, laid out as "
+                    "<split>/<class>/<image>).",
+                    ja=f"data='cifar10': {error}。ダウンロードには www.cs.toronto.edu "
+                    "へのインターネット接続が必要です。接続できないときは、"
+                    "オフラインで使えるデータを指定してください: data='sample'(パッケージに入っている本物の "
+                    "CIFAR-10 画像 5,000 枚)、data='synthetic'(コードを試すための生成画像)、"
+                    f"data='path/to/{cifar.ARCHIVE}'(公式アーカイブのコピー)、"
+                    "data='path/to/folder-or-archive.tar.gz'(<split>/<class>/<image> "
+                    "の形に並べた自分の画像)。",
+                )
             ) from error
     x_train, y_train, x_test, y_test = cifar.read_cifar10(path)
     return Dataset(
@@ -352,7 +361,12 @@ def split_validation(dataset, validation="test", seed=0):
     until the end.
     """
     if validation not in VALIDATIONS:
-        raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
+        raise ValueError(
+            say(
+                en=f"validation must be one of {VALIDATIONS}, got {validation!r}",
+                ja=f"validation は {VALIDATIONS} のどれかにしてください(指定された値: {validation!r})",
+            )
+        )
     if validation == "test":
         return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
     kept, held_out = stratified_split(
@@ -384,8 +398,12 @@ def take_subset(dataset, per_class, seed=0):
     smallest = int(np.bincount(dataset.y_train).min())
     if per_class > smallest:
         raise DataError(
-            f"subset={per_class} is larger than the data: the smallest class has "
-            f"{smallest} training pictures; allowed: 1..{smallest} or None (all)"
+            say(
+                en=f"subset={per_class} is larger than the data: the smallest class has {smallest} training "
+                f"pictures; allowed: 1..{smallest} or None (all)",
+                ja=f"subset={per_class} がデータを超えています: いちばん少ないクラスの訓練画像は {smallest} "
+                f"枚です。1..{smallest} か None(すべて)にしてください",
+            )
         )
     test_smallest = int(np.bincount(dataset.y_test).min())
     test_per_class = max(1, min(test_smallest, round(per_class * test_smallest / smallest)))

@@ -28,6 +28,7 @@ import os
 import platform
 from pathlib import Path
 
+from .language import say
 from .settings import check_params
 
 GPU_HINT = (
@@ -35,6 +36,13 @@ GPU_HINT = (
     "pictures takes 5 to 17 minutes; see bench/README.md). On Colab: Runtime → "
     "Change runtime type → Hardware accelerator: GPU, then run the notebook again. "
     "Without a GPU, use small settings such as subset=500, epochs=2."
+)
+GPU_HINT_JA = (
+    "GPU が見つかりません。学習に時間がかかります(2 コア CPU では、50,000 枚すべての画像の "
+    "1 エポックに 5〜17 分かかります。bench/README.md を参照)。Colab では、メニューの"
+    "「ランタイム」→「ランタイムのタイプを変更」でハードウェア アクセラレータに GPU を選び、"
+    "ノートブックをもう一度実行してください。GPU がないときは、subset=500, epochs=2 のような"
+    "小さな設定を使ってください。"
 )
 DRIVE_ROOT = "/content/drive"
 
@@ -59,8 +67,17 @@ def environment_report(show=True):
             f"Python {report['python']}  TensorFlow {report['tensorflow']}  "
             f"Keras {report['keras']}  NumPy {report['numpy']}"
         )
-        print(f"GPU: {report['device']}" if gpus else GPU_HINT)
+        print(
+            say(en=f"GPU: {report['device']}", ja=f"GPU を使います: {report['device']}")
+            if gpus
+            else gpu_hint()
+        )
     return report
+
+
+def gpu_hint():
+    """What the report says when there is no GPU: :data:`GPU_HINT` in the student's language."""
+    return say(en=GPU_HINT, ja=GPU_HINT_JA)
 
 
 def describe_device():
@@ -197,10 +214,11 @@ def seed_everything(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def mount_drive_if_needed(run_dir):
+def mount_drive_if_needed(run_dir, name="run_dir"):
     """On Colab, mount Google Drive when ``run_dir`` lies on it, so runs survive a disconnect.
 
-    Returns nothing, so that a notebook cell ending with it shows no value.
+    ``name`` is the parameter that gave the folder (``run_dir`` or ``data_cache``), for the
+    error outside Colab. Returns nothing, so that a notebook cell ending with it shows no value.
     """
     if not str(run_dir).startswith(DRIVE_ROOT):
         return
@@ -208,8 +226,12 @@ def mount_drive_if_needed(run_dir):
         from google.colab import drive  # only exists on Colab
     except ImportError:
         raise ValueError(
-            f"run_dir {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), "
-            "which only Colab can mount; use a local folder here"
+            say(
+                en=f"{name} {str(run_dir)!r} is on Google Drive ({DRIVE_ROOT}), which only Colab can mount; "
+                "use a local folder here",
+                ja=f"{name} {str(run_dir)!r} は Google ドライブ({DRIVE_ROOT})上にありますが、Google "
+                "ドライブをマウントできるのは Colab だけです。ここではローカルのフォルダを指定してください",
+            )
         ) from None
     if not Path(DRIVE_ROOT, "MyDrive").exists():
         drive.mount(DRIVE_ROOT)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .data import pixels_to_float
 from .folders import to_rgb
+from .language import say
 from .saving import check_model_file
 
 #: Picture formats that :func:`read_picture` accepts: Pillow's decoders for common photos only.
@@ -115,16 +116,23 @@ def read_picture(path, size=(32, 32)):
     path = Path(path)
     if not path.is_file():
         raise PictureError(
-            f"picture {str(path)!r} not found (or it is a folder); "
-            f"give the path of a picture file ({', '.join(PICTURE_FORMATS)})"
+            say(
+                en=f"picture {str(path)!r} not found (or it is a folder); give the path of a picture file "
+                f"({', '.join(PICTURE_FORMATS)})",
+                ja=f"画像 {str(path)!r} が見つかりません(またはフォルダです)。"
+                f"画像ファイル({', '.join(PICTURE_FORMATS)})のパスを指定してください",
+            )
         )
     try:
         with Image.open(path, formats=list(PICTURE_FORMATS)) as image:
             if image.width * image.height > MAX_PHOTO_PIXELS:
                 raise PictureError(
-                    f"picture {str(path)!r} is {image.width}x{image.height} "
-                    f"pixels, more than the {MAX_PHOTO_PIXELS:,} allowed; "
-                    "use a smaller copy"
+                    say(
+                        en=f"picture {str(path)!r} is {image.width}x{image.height} pixels, more than the "
+                        f"{MAX_PHOTO_PIXELS:,} allowed; use a smaller copy",
+                        ja=f"画像 {str(path)!r} は {image.width}x{image.height} ピクセルで、上限の "
+                        f"{MAX_PHOTO_PIXELS:,} ピクセルを超えています。小さくしたコピーを使ってください",
+                    )
                 )
             image.draft("RGB", (8 * size[1], 8 * size[0]))  # JPEG: decode at a smaller scale
             image = ImageOps.exif_transpose(image)
@@ -134,9 +142,12 @@ def read_picture(path, size=(32, 32)):
         if isinstance(error, PictureError):
             raise
         raise PictureError(
-            f"picture {str(path)!r} could not be read as a picture "
-            f"({type(error).__name__}: {error}); use a "
-            f"{', '.join(PICTURE_FORMATS)} file"
+            say(
+                en=f"picture {str(path)!r} could not be read as a picture ({type(error).__name__}: {error}); "
+                f"use a {', '.join(PICTURE_FORMATS)} file",
+                ja=f"{str(path)!r} を画像として読み込めませんでした({type(error).__name__}: {error})。"
+                f"{', '.join(PICTURE_FORMATS)} のファイルを使ってください",
+            )
         ) from error
     return np.asarray(image, dtype="uint8")
 
@@ -157,12 +168,21 @@ def upload_picture(folder="."):
         from google.colab import files
     except ImportError:
         raise PictureError(
-            "upload works in Google Colab only; elsewhere set the picture "
-            "parameter to the path of a picture file"
+            say(
+                en="upload works in Google Colab only; elsewhere set the picture parameter to the path of a "
+                "picture file",
+                ja="upload が使えるのは Google Colab だけです。ほかの場所では、パラメータ picture "
+                "に画像ファイルのパスを指定してください",
+            )
         ) from None
     uploaded = files.upload()  # shows a "Choose files" button and waits
     if not uploaded:
-        raise PictureError("no file was uploaded; run the cell again and choose a picture")
+        raise PictureError(
+            say(
+                en="no file was uploaded; run the cell again and choose a picture",
+                ja="ファイルがアップロードされませんでした。セルをもう一度実行して、画像を選んでください",
+            )
+        )
     name, content = next(iter(uploaded.items()))
     path = Path(folder) / Path(name).name
     path.write_bytes(content)
@@ -175,8 +195,17 @@ def check_inputs(model_path=None, picture=None, upload=False):
         check_model_file(model_path, "model_path")
     if picture is not None and not Path(str(picture)).is_file():
         raise PictureError(
-            f"picture {str(picture)!r}: no such file; give the path of a picture "
-            f"({', '.join(PICTURE_FORMATS)}) or None"
+            say(
+                en=f"picture {str(picture)!r}: no such file; give the path of a picture "
+                f"({', '.join(PICTURE_FORMATS)}) or None",
+                ja=f"picture {str(picture)!r}: そのファイルはありません。"
+                f"画像({', '.join(PICTURE_FORMATS)})のパスか None を指定してください",
+            )
         )
     if not isinstance(upload, bool):
-        raise ValueError(f"upload must be True or False, got {upload!r}")
+        raise ValueError(
+            say(
+                en=f"upload must be True or False, got {upload!r}",
+                ja=f"upload は True か False にしてください(指定された値: {upload!r})",
+            )
+        )

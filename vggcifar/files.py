@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from .language import say
+
 TEMPORARY_PREFIX = "tmp-"
 
 
@@ -86,15 +88,21 @@ class DiskFullError(OSError):
     def __init__(self, path, error):
         path = Path(path)
         try:
-            left = f"{shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free"
+            free = shutil.disk_usage(path.parent).free / 1e6
+            left, left_ja = f"{free:,.0f} MB free", f"空き {free:,.0f} MB"
         except OSError:
-            left = "free space unknown"
+            left, left_ja = "free space unknown", "空き容量は不明"
         super().__init__(
             errno.ENOSPC,
-            f"disk full: {str(path)!r} could not be written ({left} on that disk; {error}). "
-            "Nothing was replaced: the file there before, if any, is as it was. Free some space "
-            "(or choose a folder on another disk) and run the same cells again: a run resumes "
-            "from its last backup",
+            say(
+                en=f"disk full: {str(path)!r} could not be written ({left} on that disk; {error}). Nothing "
+                "was replaced: the file there before, if any, is as it was. Free some space (or choose a "
+                "folder on another disk) and run the same cells again: a run resumes from its last backup",
+                ja=f"ディスクがいっぱいです: {str(path)!r} を書き込めませんでした(そのディスクの{left_ja}、"
+                f"{error})。何も置き換えていないので、前からあったファイルはそのままです。"
+                "空きを作るか別のディスクのフォルダを選んでから、同じセルをもう一度実行してください。"
+                "ランは最後のバックアップから再開します",
+            ),
         )
         self.path = path
 
@@ -294,18 +302,26 @@ def _why_stale(holder, now):
     if holder.get("host") == me["host"]:
         pid = holder.get("pid")
         if _same_process(holder, me):
-            return "it is this process's own, left by a run that was interrupted"
+            return say(
+                en="it is this process's own, left by a run that was interrupted",
+                ja="中断されたランが残した、このプロセス自身のロックです",
+            )
         if not _alive(pid):
-            return f"process {pid} has ended"
+            return say(en=f"process {pid} has ended", ja=f"プロセス {pid} は終了しています")
         recorded, current = holder.get("process"), _process_start(pid)
         if recorded is not None and current is not None and recorded != current:
-            return f"process {pid} has ended (its process id now belongs to another program)"
+            return say(
+                en=f"process {pid} has ended (its process id now belongs to another program)",
+                ja=f"プロセス {pid} は終了しています(そのプロセス ID は今は別のプログラムのものです)",
+            )
         return None
     silent = now - _number(holder.get("heartbeat"), 0.0)
     if silent > STALE_AFTER_SECONDS:
-        return (
-            f"its holder on {holder.get('host')} has shown no sign of life for "
-            f"{silent / 60:.0f} minutes (a disconnected Colab runtime leaves such a lock)"
+        return say(
+            en=f"its holder on {holder.get('host')} has shown no sign of life for {silent / 60:.0f} minutes "
+            "(a disconnected Colab runtime leaves such a lock)",
+            ja=f"{holder.get('host')} 上の持ち主から {silent / 60:.0f} 分間応答がありません(切断された Colab "
+            "のランタイムがこのようなロックを残します)",
         )
     return None
 
@@ -325,8 +341,13 @@ def _look(path, what):
         return None
     except OSError as error:
         raise LockedError(
-            f"{what}: its lock file {str(path)!r} cannot be read ({error}). Check that no notebook "
-            f"or command is still writing to the folder, then delete {str(path)!r} and start again"
+            say(
+                en=f"{what}: its lock file {str(path)!r} cannot be read ({error}). Check that no notebook or "
+                f"command is still writing to the folder, then delete {str(path)!r} and start again",
+                ja=f"{what}: ロックファイル {str(path)!r} を読み込めません({error})。"
+                "このフォルダに書き込んでいるノートブックやコマンドがもうないことを確かめてから、"
+                f"{str(path)!r} を削除してやり直してください",
+            )
         ) from None
     try:
         holder = json.loads(content.decode("utf-8"))
@@ -401,7 +422,7 @@ def _take_over(path, key, record):
     except FileExistsError:
         return "busy"
     try:
-        seen = _look(path, "the folder")
+        seen = _look(path, say(en="the folder", ja="このフォルダ"))
         if seen is None or seen[3] != key:
             return "changed"
         write_json(path, record)
@@ -413,33 +434,40 @@ def _take_over(path, key, record):
 def _wait_for_change(path, key, deadline):
     """Wait until the lock ``path`` is no longer the version ``key`` (or is gone), or the deadline."""
     while time.monotonic() < deadline:
-        seen = _look(path, "the folder")
+        seen = _look(path, say(en="the folder", ja="このフォルダ"))
         if seen is None or seen[3] != key:
             return
         time.sleep(0.01)
 
 
 def _clear_safely(path):
-    return (
-        "check that no notebook or command is still writing to the folder (on this machine, or "
-        f"another one sharing it), then delete {str(path)!r} and start again"
+    return say(
+        en="check that no notebook or command is still writing to the folder (on this machine, or another "
+        f"one sharing it), then delete {str(path)!r} and start again",
+        ja="このフォルダに書き込んでいるノートブックやコマンドが(このマシンにも、"
+        f"フォルダを共有する別のマシンにも)もうないことを確かめてから、{str(path)!r} "
+        "を削除してやり直してください",
     )
 
 
 def _held_message(what, path, holder, now):
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(_number(holder.get("started"), now)))
     silent = now - _number(holder.get("heartbeat"), now)
-    return (
-        f"{what} is being written by process {holder.get('pid')} on {holder.get('host')} "
-        f"(since {started}, last sign of life {silent:.0f} s ago). Two writers would spoil it: "
-        f"wait until that one has finished. If nothing is writing there any more, the lock is "
-        f"left over: {_clear_safely(path)}. (A lock whose process has ended on this machine, or "
-        f"whose holder on another machine has been silent for {STALE_AFTER_SECONDS // 60} "
-        f"minutes, is taken over by itself.)"
+    return say(
+        en=f"{what} is being written by process {holder.get('pid')} on {holder.get('host')} (since "
+        f"{started}, last sign of life {silent:.0f} s ago). Two writers would spoil it: wait until that one "
+        f"has finished. If nothing is writing there any more, the lock is left over: {_clear_safely(path)}. "
+        "(A lock whose process has ended on this machine, or whose holder on another machine has been "
+        f"silent for {STALE_AFTER_SECONDS // 60} minutes, is taken over by itself.)",
+        ja=f"{what} には、{holder.get('host')} 上のプロセス {holder.get('pid')} が書き込んでいます({started} "
+        f"から。最後の応答は {silent:.0f} 秒前)。2 つのプロセスが同時に書き込むと壊れるので、"
+        "そちらが終わるまで待ってください。もう何も書き込んでいないなら、ロックが残っているだけです: "
+        f"{_clear_safely(path)}。(このマシンでプロセスが終わっているロックと、別のマシンの持ち主から "
+        f"{STALE_AFTER_SECONDS // 60} 分間応答のないロックは、自動的に引き継がれます)",
     )
 
 
-def acquire_lock(path, what="this folder"):
+def acquire_lock(path, what=None):
     """Take the lock file ``path`` for this process; returns a note when a stale lock was taken over.
 
     The lock records the host, the process (its id and start mark, see
@@ -451,6 +479,7 @@ def acquire_lock(path, what="this folder"):
     each of the others gets :class:`LockedError`, never another error.
     """
     path = Path(path)
+    what = say(en="this folder", ja="このフォルダ") if what is None else what
     deadline = time.monotonic() + WAIT_SECONDS
     first = True
     while first or time.monotonic() < deadline:
@@ -467,21 +496,33 @@ def acquire_lock(path, what="this folder"):
             reason = _why_stale(holder, now)
             if reason is None:
                 raise LockedError(_held_message(what, path, holder, now))
-            whose = f"the lock of process {holder.get('pid')} on {holder.get('host')}"
+            whose = say(
+                en=f"the lock of process {holder.get('pid')} on {holder.get('host')}",
+                ja=f"{holder.get('host')} 上のプロセス {holder.get('pid')} のロック",
+            )
         elif now - modified > UNREADABLE_GRACE_SECONDS:
-            reason, whose = "the lock file was empty or damaged, left by a crash", "the lock"
+            reason = say(
+                en="the lock file was empty or damaged, left by a crash",
+                ja="ロックファイルが空か壊れていました(クラッシュで残ったものです)",
+            )
+            whose = say(en="the lock", ja="ロック")
         else:
             reason = None  # being written right now, where there are no hard links: wait
         if reason is not None:
             outcome = _take_over(path, key, mine)
             if outcome == "won":
-                return f"took over {whose}: {reason}"
+                return say(en=f"took over {whose}: {reason}", ja=f"{whose}を引き継ぎました: {reason}")
             if outcome == "changed":
                 continue
         _wait_for_change(path, key, deadline)
     raise LockedError(
-        f"{what}: another process is taking its lock {str(path)!r} at this very moment. Try again "
-        f"in a moment; if this message stays, the lock is left over: {_clear_safely(path)}"
+        say(
+            en=f"{what}: another process is taking its lock {str(path)!r} at this very moment. Try again in "
+            f"a moment; if this message stays, the lock is left over: {_clear_safely(path)}",
+            ja=f"{what}: ちょうど今、別のプロセスがロック {str(path)!r} を取ろうとしています。"
+            "少し待ってからやり直してください。このメッセージが続くなら、ロックが残っているだけです: "
+            f"{_clear_safely(path)}",
+        )
     )
 
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from .files import TEMPORARY_PREFIX
+from .language import say
 
 PARAMS, ENVIRONMENT, HISTORY, HISTORY_CSV, MODEL, METRICS = (
     "params.json",
@@ -73,7 +74,8 @@ class DamagedRecord(RunFolderError):
 def shown(names, most=5):
     """A few names for a message: ``a, b, c and 4 more``."""
     names = list(names)
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    more = say(en=f" and {len(names) - most} more", ja=f" ほか {len(names) - most} 件")
+    return ", ".join(names[:most]) + (more if len(names) > most else "")
 
 
 def foreign_entries(run_dir):
@@ -88,7 +90,12 @@ def foreign_entries(run_dir):
 
 def _a_dict(content):
     if not isinstance(content, dict):
-        raise ValueError(f"it holds a {type(content).__name__}, not a JSON object")
+        raise ValueError(
+            say(
+                en=f"it holds a {type(content).__name__}, not a JSON object",
+                ja=f"中身が JSON のオブジェクトではなく {type(content).__name__} です",
+            )
+        )
 
 
 def _a_history(content):
@@ -96,14 +103,25 @@ def _a_history(content):
     _a_dict(content)
     epochs = content.get("epoch")
     if not isinstance(epochs, list):
-        raise ValueError("it has no list of epochs ('epoch')")
+        raise ValueError(
+            say(en="it has no list of epochs ('epoch')", ja="エポックのリスト('epoch')がありません")
+        )
     for key, values in content.items():
         if not isinstance(values, list) or len(values) != len(epochs):
-            raise ValueError(f"{key!r} does not hold one value per epoch")
+            raise ValueError(
+                say(
+                    en=f"{key!r} does not hold one value per epoch",
+                    ja=f"{key!r} の値がエポックごとに 1 つずつになっていません",
+                )
+            )
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"{key!r} holds something that is not a number")
+            raise ValueError(
+                say(en=f"{key!r} holds something that is not a number", ja=f"{key!r} に数でない値があります")
+            )
     if epochs != list(range(1, len(epochs) + 1)):
-        raise ValueError("its epochs are not 1, 2, 3...")
+        raise ValueError(
+            say(en="its epochs are not 1, 2, 3...", ja="エポックの番号が 1, 2, 3... になっていません")
+        )
 
 
 #: What each JSON record must hold; a record that does not is damaged.
@@ -113,9 +131,13 @@ _ADVICE = (
     "Restore the file from a copy, or choose another run_dir; overwrite=True deletes "
     "this run's files and trains it afresh"
 )
+_ADVICE_JA = (
+    "コピーからファイルを戻すか、別の run_dir を指定してください。overwrite=True にすると、"
+    "このランのファイルを削除して最初から学習し直します"
+)
 
 
-def read_record(path, advice=_ADVICE):
+def read_record(path, advice=None):
     """One JSON record of a run folder (``params.json``, ``history.json``...), checked.
 
     Raises :class:`DamagedRecord` naming the file when it cannot be read (a folder in its
@@ -124,23 +146,33 @@ def read_record(path, advice=_ADVICE):
     somewhere later. Reading changes nothing, and the message says so.
     """
     path = Path(path)
+    advice = say(en=_ADVICE, ja=_ADVICE_JA) if advice is None else advice
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
         _SHAPES.get(path.name, lambda content: None)(content)
     except IsADirectoryError:
-        reason = "it is a folder, not a file"
+        reason = say(en="it is a folder, not a file", ja="ファイルではなくフォルダです")
     except FileNotFoundError:
         raise DamagedRecord(
-            f"{path.name} is missing in run_dir {str(path.parent)!r}; nothing was changed. {advice}",
+            say(
+                en=f"{path.name} is missing in run_dir {str(path.parent)!r}; nothing was changed. {advice}",
+                ja=f"run_dir {str(path.parent)!r} に {path.name} がありません。何も変更していません。"
+                f"{advice}",
+            ),
             path.name,
-            "it is missing",
+            say(en="it is missing", ja="ありません"),
         ) from None
     except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = str(error)
     else:
         return content
     raise DamagedRecord(
-        f"{path.name} in run_dir {str(path.parent)!r} is damaged ({reason}); nothing was changed. {advice}",
+        say(
+            en=f"{path.name} in run_dir {str(path.parent)!r} is damaged ({reason}); nothing was changed. "
+            f"{advice}",
+            ja=f"run_dir {str(path.parent)!r} の {path.name} が壊れています({reason})。何も変更していません。"
+            f"{advice}",
+        ),
         path.name,
         reason,
     )

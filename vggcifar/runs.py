@@ -63,6 +63,7 @@ from .files import (
     write_json,
     write_text,
 )
+from .language import say
 from .layout import (  # the file names and records' checks, kept in one module without Keras
     BACKUP,
     BACKUP_WEIGHTS,
@@ -134,7 +135,12 @@ class RunFolder(keras.callbacks.Callback):
         """
         if not model.compiled:
             raise RunFolderError(
-                "compile the model before run.resume(model): the backup holds the optimizer's state too"
+                say(
+                    en="compile the model before run.resume(model): the backup holds the optimizer's state "
+                    "too",
+                    ja="run.resume(model) の前にモデルをコンパイルしてください。"
+                    "バックアップには最適化手法の状態も入っています",
+                )
             )
         try:
             candidates, note = start_run(
@@ -144,7 +150,12 @@ class RunFolder(keras.callbacks.Callback):
                 self.overwrite,
             )
             if note:
-                print(f"Run folder {str(self.run_dir)!r}: {note}.")
+                print(
+                    say(
+                        en=f"Run folder {str(self.run_dir)!r}: {note}.",
+                        ja=f"ランフォルダ {str(self.run_dir)!r}: {note}。",
+                    )
+                )
             state = _load_first(model, candidates, self.run_dir) if candidates else None
         except RunFolderError:
             release_lock(self.run_dir / LOCK)  # nothing will be written: let others in
@@ -152,32 +163,56 @@ class RunFolder(keras.callbacks.Callback):
         self._resumed = True
         if state is None:
             self.history = {}
-            print(f"Run folder {str(self.run_dir)!r}: a new run.")
+            print(
+                say(
+                    en=f"Run folder {str(self.run_dir)!r}: a new run.",
+                    ja=f"ランフォルダ {str(self.run_dir)!r}: 新しいランを始めます。",
+                )
+            )
             return 0
         self.history, self.finished = state["history"], state["finished"]
         done = len(self.history["epoch"])
         if self.finished:
             print(
-                f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); "
-                "its trained model and history are loaded, nothing is trained again. "
-                "Use another run_dir, or overwrite=True, to train again."
+                say(
+                    en=f"Run folder {str(self.run_dir)!r}: the run is already finished ({done} epochs); its "
+                    "trained model and history are loaded, nothing is trained again. Use another run_dir, "
+                    "or overwrite=True, to train again.",
+                    ja=f"ランフォルダ {str(self.run_dir)!r}: このランは学習を終えています({done} エポック)。"
+                    "学習済みのモデルと履歴を読み込んだので、学習はし直しません。もう一度学習するには、別の "
+                    "run_dir を指定するか、overwrite=True にしてください。",
+                )
             )
         else:
-            print(f"Run folder {str(self.run_dir)!r}: resuming after epoch {done}.")
+            print(
+                say(
+                    en=f"Run folder {str(self.run_dir)!r}: resuming after epoch {done}.",
+                    ja=f"ランフォルダ {str(self.run_dir)!r}: エポック {done} の続きから学習を再開します。",
+                )
+            )
         return done
 
     # --- during fit ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if not self._resumed:
             raise RunFolderError(
-                "call run.resume(model) before model.fit, and pass what it returns as initial_epoch"
+                say(
+                    en="call run.resume(model) before model.fit, and pass what it returns as initial_epoch",
+                    ja="model.fit の前に run.resume(model) を呼び出し、その戻り値を initial_epoch "
+                    "に渡してください",
+                )
             )
         called = self.params.get("epochs")
         if self.epochs is not None and called not in (self.epochs, *self.part_ends):
             parts = f" (or, for an earlier part, one of {list(self.part_ends)})" if self.part_ends else ""
+            parts_ja = f"(前半の部分なら {list(self.part_ends)} のどれか)" if self.part_ends else ""
             raise RunFolderError(
-                f"the run's parameters say epochs={self.epochs}{parts}, "
-                f"but fit was called with epochs={called}"
+                say(
+                    en=f"the run's parameters say epochs={self.epochs}{parts}, but fit was called with "
+                    f"epochs={called}",
+                    ja=f"このランのパラメータは epochs={self.epochs}{parts_ja} ですが、fit は "
+                    f"epochs={called} で呼び出されました",
+                )
             )
         if held_by_me(self.run_dir / LOCK) is None and not self.finished:  # a later part
             acquire_lock(self.run_dir / LOCK, f"run_dir {str(self.run_dir)!r}")
@@ -186,8 +221,13 @@ class RunFolder(keras.callbacks.Callback):
         done = len(self.history.get("epoch", []))
         if epoch != done:
             raise RunFolderError(
-                f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} "
-                f"holds {done} epoch(s): pass initial_epoch=run.resume(model) to fit"
+                say(
+                    en=f"fit starts at epoch {epoch + 1}, but the run folder {str(self.run_dir)!r} holds "
+                    f"{done} epoch(s): pass initial_epoch=run.resume(model) to fit",
+                    ja=f"fit はエポック {epoch + 1} から始まりますが、ランフォルダ {str(self.run_dir)!r} "
+                    f"には {done} エポック分が入っています。fit に initial_epoch=run.resume(model) "
+                    "を渡してください",
+                )
             )
         self._started = self._heartbeat = time.perf_counter()
 
@@ -225,8 +265,12 @@ class RunFolder(keras.callbacks.Callback):
             )
             self.finished = True
             print(
-                f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; "
-                f"{MODEL} and {METRICS} written."
+                say(
+                    en=f"Run folder {str(self.run_dir)!r}: finished after {done} epochs; {MODEL} and "
+                    f"{METRICS} written.",
+                    ja=f"ランフォルダ {str(self.run_dir)!r}: {done} エポックで学習を終え、{MODEL} と "
+                    f"{METRICS} を書き込みました。",
+                )
             )
         history = getattr(self.model, "history", None)
         if isinstance(history, keras.callbacks.History) and done:  # the whole run, resumed or not
@@ -245,8 +289,12 @@ class RunFolder(keras.callbacks.Callback):
         x, y = self.test_data
         scores = self.model.evaluate(x, y, batch_size=self.batch_size, verbose=0, return_dict=True)
         print(
-            f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, "
-            f"loss {scores['loss']:.4f} ({len(y):,} pictures)",
+            say(
+                en=f"Test split, scored once now: accuracy {scores['accuracy']:.4f}, loss "
+                f"{scores['loss']:.4f} ({len(y):,} pictures)",
+                ja=f"テストデータをここで 1 回だけ評価しました: 正解率 {scores['accuracy']:.4f}、損失 "
+                f"{scores['loss']:.4f}({len(y):,} 枚)",
+            ),
             flush=True,
         )
         return {"test_loss": float(scores["loss"]), "test_accuracy": float(scores["accuracy"])}
@@ -315,7 +363,13 @@ def check_free(run_dir, params=None, overwrite=False):
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"run_dir {str(run_dir)!r} is a file, not a folder; choose another run_dir")
+        raise RunFolderError(
+            say(
+                en=f"run_dir {str(run_dir)!r} is a file, not a folder; choose another run_dir",
+                ja=f"run_dir {str(run_dir)!r} はフォルダではなくファイルです。別の run_dir "
+                "を指定してください",
+            )
+        )
     if not run_dir.exists():
         return
     if not overwrite:
@@ -324,9 +378,15 @@ def check_free(run_dir, params=None, overwrite=False):
         foreign = foreign_entries(run_dir)
         if foreign:
             raise RunFolderError(
-                f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
-                f"({shown(foreign)}); a run is never set up among other files, and overwrite=True does "
-                "not change that: choose a new or empty folder"
+                say(
+                    en=f"run_dir {str(run_dir)!r} holds files that are not a run of this project "
+                    f"({shown(foreign)}); a run is never set up among other files, and overwrite=True does "
+                    "not change that: choose a new or empty folder",
+                    ja=f"run_dir {str(run_dir)!r} には、"
+                    f"このプロジェクトのランではないファイルがあります({shown(foreign)})。"
+                    "ほかのファイルがあるフォルダにランを作ることはしません。overwrite=True でも同じです。"
+                    "新しいフォルダか空のフォルダを指定してください",
+                )
             )
         return
     if overwrite or not (run_dir / PARAMS).exists():  # no params.json: resumed from the backup
@@ -335,9 +395,14 @@ def check_free(run_dir, params=None, overwrite=False):
     new = _comparable(params or {})
     if old != new:
         raise RunFolderError(
-            f"run_dir {str(run_dir)!r} already holds a run with other parameters "
-            f"(saved, now: {_differences(old, new)}); choose another run_dir, or pass "
-            "overwrite=True to replace that run's files"
+            say(
+                en=f"run_dir {str(run_dir)!r} already holds a run with other parameters (saved, now: "
+                f"{_differences(old, new)}); choose another run_dir, or pass overwrite=True to replace that "
+                "run's files",
+                ja=f"run_dir {str(run_dir)!r} には、パラメータの違うランがすでにあります"
+                f"(保存されている値と今の値: {_differences(old, new)})。別の run_dir を指定するか、"
+                "そのランのファイルを置き換えてよければ overwrite=True にしてください",
+            )
         )
 
 
@@ -357,19 +422,33 @@ def check_complete(run_dir):
     resumable = (run_dir / BACKUP / STATE).exists()
     if present and not (run_dir / PARAMS).exists() and not resumable:
         raise RunFolderError(
-            f"{PARAMS} is missing in run_dir {str(run_dir)!r}, which holds {', '.join(present)} "
-            "of a run; nothing was changed. Without it the run's parameters are unknown: "
-            f"restore {PARAMS} from a copy, or choose another run_dir; overwrite=True deletes "
-            "this run's files and trains it afresh"
+            say(
+                en=f"{PARAMS} is missing in run_dir {str(run_dir)!r}, which holds {', '.join(present)} of a "
+                f"run; nothing was changed. Without it the run's parameters are unknown: restore {PARAMS} "
+                "from a copy, or choose another run_dir; overwrite=True deletes this run's files and trains "
+                "it afresh",
+                ja=f"run_dir {str(run_dir)!r} にはランの {', '.join(present)} がありますが、{PARAMS} "
+                f"がありません。何も変更していません。これがないとランのパラメータがわかりません。{PARAMS} "
+                "をコピーから戻すか、別の run_dir を指定してください。overwrite=True にすると、"
+                "このランのファイルを削除して最初から学習し直します",
+            )
         )
     if present and not is_finished(run_dir) and not resumable:
         missing = [name for name in (HISTORY, MODEL, METRICS) if name not in present]
         raise RunFolderError(
-            f"run_dir {str(run_dir)!r} holds {', '.join(present)} of a run, but no "
-            f"{' or '.join(missing)} and no backup to finish it from; nothing was changed. "
-            "A run is never trained again over its files: restore the missing file(s) from a "
-            "copy, or move the folder aside and use a new run_dir; overwrite=True deletes "
-            "this run's files and trains it afresh"
+            say(
+                en=f"run_dir {str(run_dir)!r} holds {', '.join(present)} of a run, but no "
+                f"{' or '.join(missing)} and no backup to finish it from; nothing was changed. A run is "
+                "never trained again over its files: restore the missing file(s) from a copy, or move the "
+                "folder aside and use a new run_dir; overwrite=True deletes this run's files and trains it "
+                "afresh",
+                ja=f"run_dir {str(run_dir)!r} にはランの {', '.join(present)} がありますが、"
+                f"{'、'.join(missing)} も、ランを仕上げるためのバックアップもありません。"
+                "何も変更していません。ランのファイルを上書きして学習し直すことはしません。"
+                "足りないファイルをコピーから戻すか、フォルダを別の場所に移して新しい run_dir "
+                "を使ってください。overwrite=True にすると、"
+                "このランのファイルを削除して最初から学習し直します",
+            )
         )
 
 
@@ -386,14 +465,23 @@ def start_run(run_dir, params, environment, overwrite=False):
     run_dir = Path(run_dir)
     note = None
     if not overwrite and not (run_dir / PARAMS).exists() and (run_dir / BACKUP / STATE).exists():
-        note = f"{PARAMS} was missing; resuming from the backup, with this run's parameters recorded anew"
+        note = say(
+            en=f"{PARAMS} was missing; resuming from the backup, with this run's parameters recorded anew",
+            ja=f"{PARAMS} がなかったので、このランのパラメータを記録し直して、バックアップから再開します",
+        )
     if (run_dir / PARAMS).exists() and not overwrite:
         saved = load_params(run_dir).get("setup")
         if saved is not None and saved != params["setup"]:
             raise RunFolderError(
-                f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss "
-                f"(saved, now: {_differences(saved, params['setup'])}); choose another run_dir, "
-                "or pass overwrite=True to replace that run's files"
+                say(
+                    en=f"run_dir {str(run_dir)!r} holds a run of another model, optimizer or loss (saved, "
+                    f"now: {_differences(saved, params['setup'])}); choose another run_dir, or pass "
+                    "overwrite=True to replace that run's files",
+                    ja=f"run_dir {str(run_dir)!r} には、モデル、"
+                    "最適化手法か損失の違うランがあります(保存されている値と今の値: "
+                    f"{_differences(saved, params['setup'])})。別の run_dir を指定するか、"
+                    "そのランのファイルを置き換えてよければ overwrite=True にしてください",
+                )
             )
     if not overwrite and is_finished(run_dir):  # its records stay as they were
         history = load_history(run_dir)
@@ -406,7 +494,7 @@ def start_run(run_dir, params, environment, overwrite=False):
         taken_over = acquire_lock(run_dir / LOCK, f"run_dir {str(run_dir)!r}")
     except LockedError as error:
         raise RunFolderError(str(error)) from None
-    note = "; ".join(n for n in (taken_over, note) if n) or None
+    note = say(en="; ", ja="。").join(n for n in (taken_over, note) if n) or None
     if overwrite:
         remove_run_files(run_dir)
     remove_leftovers(run_dir)
@@ -478,9 +566,16 @@ def read_backup(run_dir):
         state = read_json(state_path)
         history = state["history"]
         if int(state["epoch"]) != len(history["epoch"]):
-            raise ValueError("the history does not match the epoch")
+            raise ValueError(
+                say(en="the history does not match the epoch", ja="履歴がエポック数と合いません")
+            )
         if any(not isinstance(v, list) or len(v) != len(history["epoch"]) for v in history.values()):
-            raise ValueError("the history does not hold one value per epoch")
+            raise ValueError(
+                say(
+                    en="the history does not hold one value per epoch",
+                    ja="履歴の値がエポックごとに 1 つずつになっていません",
+                )
+            )
         newest = {
             "epoch": int(state["epoch"]),
             "weights": state_path.parent / _weights_name(state["weights"]),
@@ -500,7 +595,8 @@ def read_backup(run_dir):
                 }
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        reason = "state.json is a folder" if state_path.is_dir() else f"{type(error).__name__}: {error}"
+        folder = say(en="state.json is a folder", ja="state.json がフォルダです")
+        reason = folder if state_path.is_dir() else f"{type(error).__name__}: {error}"
         raise damaged(run_dir, reason) from error
     return candidates
 
@@ -508,15 +604,25 @@ def read_backup(run_dir):
 def _weights_name(name):
     """A backup's weights file as ``state.json`` names it: only a plain ``epoch-NNNN.weights.h5``."""
     if not isinstance(name, str) or not BACKUP_WEIGHTS.fullmatch(name):
-        raise ValueError(f"it names weights {name!r}, not a file epoch-NNNN.weights.h5 of the backup")
+        raise ValueError(
+            say(
+                en=f"it names weights {name!r}, not a file epoch-NNNN.weights.h5 of the backup",
+                ja=f"重みのファイルとして、バックアップの epoch-NNNN.weights.h5 ではなく {name!r} "
+                "が書かれています",
+            )
+        )
     return name
 
 
 def damaged(run_dir, error):
     return RunFolderError(
-        f"the backup in {str(Path(run_dir) / BACKUP)!r} is damaged ({error}). "
-        "Nothing was changed. To start this run afresh, pass overwrite=True "
-        "(it deletes the run's files and the damaged backup)"
+        say(
+            en=f"the backup in {str(Path(run_dir) / BACKUP)!r} is damaged ({error}). Nothing was changed. To "
+            "start this run afresh, pass overwrite=True (it deletes the run's files and the damaged backup)",
+            ja=f"{str(Path(run_dir) / BACKUP)!r} のバックアップが壊れています({error})。"
+            "何も変更していません。このランを最初からやり直すには overwrite=True "
+            "にしてください(ランのファイルと壊れたバックアップを削除します)",
+        )
     )
 
 
@@ -528,7 +634,8 @@ def _load_first(model, candidates, run_dir):
     for state in candidates:
         try:
             if not Path(state["weights"]).is_file():
-                raise FileNotFoundError(f"{Path(state['weights']).name} is missing")
+                name = Path(state["weights"]).name
+                raise FileNotFoundError(say(en=f"{name} is missing", ja=f"{name} がありません"))
             with warnings.catch_warnings():
                 if state["finished"]:  # model.keras holds no optimizer state (see finish_run)
                     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -539,28 +646,47 @@ def _load_first(model, candidates, run_dir):
         if errors:
             failed, error = errors[0]
             print(
-                f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
-                f"read ({type(error).__name__}: {error}); Google Drive can leave a file like "
-                f"that while it still uploads. Resuming from the backup of epoch {state['epoch']}."
+                say(
+                    en=f"Run folder {str(run_dir)!r}: the backup of epoch {failed['epoch']} could not be "
+                    f"read ({type(error).__name__}: {error}); Google Drive can leave a file like that while "
+                    f"it still uploads. Resuming from the backup of epoch {state['epoch']}.",
+                    ja=f"ランフォルダ {str(run_dir)!r}: エポック {failed['epoch']} "
+                    f"のバックアップを読み込めませんでした({type(error).__name__}: {error})。Google "
+                    "ドライブでは、アップロードの途中のファイルがこのように残ることがあります。エポック "
+                    f"{state['epoch']} のバックアップから再開します。",
+                )
             )
         return state
     if candidates[0]["finished"]:  # a finished run's model.keras, not a backup (there is none)
         error = errors[0][1]
         raise RunFolderError(
-            f"{MODEL} in run_dir {str(run_dir)!r} is damaged ({type(error).__name__}: "
-            f"{str(error).strip()[:200]}); nothing was changed. It is the run's trained model: "
-            f"restore it from a copy, or move the run folder aside and use a new run_dir (its "
-            f"{HISTORY} and {METRICS} stay readable); overwrite=True deletes this run's files "
-            "and trains it afresh"
+            say(
+                en=f"{MODEL} in run_dir {str(run_dir)!r} is damaged ({type(error).__name__}: "
+                f"{str(error).strip()[:200]}); nothing was changed. It is the run's trained model: restore "
+                f"it from a copy, or move the run folder aside and use a new run_dir (its {HISTORY} and "
+                f"{METRICS} stay readable); overwrite=True deletes this run's files and trains it afresh",
+                ja=f"run_dir {str(run_dir)!r} の {MODEL} が壊れています({type(error).__name__}: "
+                f"{str(error).strip()[:200]})。何も変更していません。これはランの学習済みモデルです。"
+                f"コピーから戻すか、ランフォルダを別の場所に移して新しい run_dir を使ってください({HISTORY} "
+                f"と {METRICS} は読めるまま残ります)。overwrite=True にすると、"
+                "このランのファイルを削除して最初から学習し直します",
+            )
         )
     shapes = [line for _, error in errors for line in str(error).splitlines() if "shape" in line]
     if shapes:
         raise RunFolderError(
-            f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes "
-            f"than this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir "
-            "for this model, or overwrite=True to replace that run's files"
+            say(
+                en=f"the backup in {str(Path(run_dir) / BACKUP)!r} was made by a model of other shapes than "
+                f"this one ({shapes[0].strip()[:200]}); it does not fit. Use another run_dir for this model, "
+                "or overwrite=True to replace that run's files",
+                ja=f"{str(Path(run_dir) / BACKUP)!r} のバックアップは、"
+                f"このモデルとは形の違うモデルが作ったもので({shapes[0].strip()[:200]})、合いません。"
+                "このモデルには別の run_dir を使うか、そのランのファイルを置き換えてよければ overwrite=True "
+                "にしてください",
+            )
         )
-    raise damaged(run_dir, "; ".join(f"epoch {s['epoch']}: {e}" for s, e in errors))
+    epoch = say(en="epoch", ja="エポック")
+    raise damaged(run_dir, say(en="; ", ja="。").join(f"{epoch} {s['epoch']}: {e}" for s, e in errors))
 
 
 def commit_epoch(run_dir, model, history):
@@ -632,7 +758,13 @@ def load_history(run_dir):
     """The history dict of a run folder (lists per key, one item per epoch)."""
     path = Path(run_dir) / HISTORY
     if not path.exists():
-        raise RunFolderError(f"no {HISTORY} in run_dir {str(run_dir)!r}: 03_training.ipynb writes it")
+        raise RunFolderError(
+            say(
+                en=f"no {HISTORY} in run_dir {str(run_dir)!r}: 03_training.ipynb writes it",
+                ja=f"run_dir {str(run_dir)!r} に {HISTORY} がありません。これは 03_training.ipynb "
+                "が書き込みます",
+            )
+        )
     return read_record(path)
 
 

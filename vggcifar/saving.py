@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 from .files import replacing
+from .language import say
 from .layout import ARTICLE_FILES
 
 FILES = ARTICLE_FILES  # the names, kept with the run folder's other names
@@ -73,12 +74,23 @@ def check_model_file(path, name="model_path"):
     path = Path(str(path))
     if path.suffix not in (".keras", ".h5") or path.name.endswith(".weights.h5"):
         raise ValueError(
-            f"{name} must name a whole-model file ending in .keras (or a legacy "
-            f".h5), got {str(path)!r}; a .weights.h5 file holds weights only: "
-            "load it into a built model with model.load_weights"
+            say(
+                en=f"{name} must name a whole-model file ending in .keras (or a legacy .h5), got "
+                f"{str(path)!r}; a .weights.h5 file holds weights only: load it into a built model with "
+                "model.load_weights",
+                ja=f"{name} には、.keras(または古い形式の .h5)で終わる、"
+                f"モデル全体のファイルを指定してください(指定された値: {str(path)!r})。.weights.h5 "
+                "のファイルには重みしか入っていないので、構築したモデルに model.load_weights "
+                "で読み込んでください",
+            )
         )
     if not path.is_file():
-        raise FileNotFoundError(f"{name}: model file not found: {str(path)!r}")
+        raise FileNotFoundError(
+            say(
+                en=f"{name}: model file not found: {str(path)!r}",
+                ja=f"{name}: モデルのファイルが見つかりません: {str(path)!r}",
+            )
+        )
     return path
 
 

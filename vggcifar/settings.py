@@ -7,7 +7,8 @@ training settings of notebook 06. :func:`check_params` checks any of them where 
 notebook's second cell, :func:`vggcifar.training.run_training`) and raises an error
 that names the parameter and what it may be, before any download or training.
 
-This module imports nothing else from the package, so every other module can use it.
+Every message comes in the student's language (:mod:`vggcifar.language`). This module
+imports nothing else from the package but that one, so every other module can use it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import numbers
 import os
 from pathlib import Path
+
+from .language import say
 
 #: The article's settings: the defaults of every notebook's parameters cell.
 ARTICLE = {
@@ -56,6 +59,18 @@ ALLOWED_SOURCES = (
     "'synthetic' (generated, offline), a path to cifar-10-python.tar.gz or to the folder "
     "holding cifar-10-batches-py/, or a path to a folder or .tar.gz laid out as <split>/<class>/<image>"
 )
+ALLOWED_SOURCES_JA = (
+    "'cifar10'(ダウンロード)、'sample'(パッケージ内の本物の CIFAR-10 画像 5,000 枚、オフライン)、"
+    "'synthetic'(生成画像、オフライン)、cifar-10-python.tar.gz か cifar-10-batches-py/ を含むフォルダへの"
+    "パス、または <split>/<class>/<image> の形に並べたフォルダか .tar.gz へのパス"
+)
+
+
+def allowed_sources():
+    """:data:`ALLOWED_SOURCES` in the student's language."""
+    return say(en=ALLOWED_SOURCES, ja=ALLOWED_SOURCES_JA)
+
+
 #: Largest seed NumPy's and TensorFlow's generators take.
 MAX_SEED = 2**32 - 1
 
@@ -152,14 +167,25 @@ def _is_number(value):
 def _whole(name, value, low, high=None):
     if not _is_whole(value) or value < low or (high is not None and value > high):
         allowed = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise ParameterError(f"{name} must be a whole number {allowed}, got {value!r}")
+        allowed_ja = f"{low} から {high} までの整数" if high is not None else f"{low} 以上の整数"
+        raise ParameterError(
+            say(
+                en=f"{name} must be a whole number {allowed}, got {value!r}",
+                ja=f"{name} は {allowed_ja}にしてください(指定された値: {value!r})",
+            )
+        )
     return int(value)
 
 
 def _number(name, value, low, high, positive=False):
     if not _is_number(value) or not low <= value < high or (positive and value == 0):
         raise ParameterError(
-            f"{name} must be a number in [{low}, {high}){' and > 0' if positive else ''}, got {value!r}"
+            say(
+                en=f"{name} must be a number in [{low}, {high}){' and > 0' if positive else ''}, got "
+                f"{value!r}",
+                ja=f"{name} は {low} 以上 {high} 未満{'で 0 より大きい' if positive else 'の'}数に"
+                f"してください(指定された値: {value!r})",
+            )
         )
     return float(value)
 
@@ -168,26 +194,45 @@ def _one_of(name, value, allowed):
     for choice in allowed:  # True is not 1 here, and "auto" is not True
         if isinstance(value, type(choice)) and value == choice:
             return choice
-    raise ParameterError(f"{name} must be one of {allowed}, got {value!r}")
+    raise ParameterError(
+        say(
+            en=f"{name} must be one of {allowed}, got {value!r}",
+            ja=f"{name} は {allowed} のどれかにしてください(指定された値: {value!r})",
+        )
+    )
 
 
 def _flag(name, value):
     if not isinstance(value, bool):
-        raise ParameterError(f"{name} must be True or False, got {value!r}")
+        raise ParameterError(
+            say(
+                en=f"{name} must be True or False, got {value!r}",
+                ja=f"{name} は True か False にしてください(指定された値: {value!r})",
+            )
+        )
     return value
 
 
 def _share(name, value):
     if not _is_number(value) or not 0.0 <= value <= 1.0:
-        raise ParameterError(f"{name} must be a number in [0.0, 1.0], got {value!r}")
+        raise ParameterError(
+            say(
+                en=f"{name} must be a number in [0.0, 1.0], got {value!r}",
+                ja=f"{name} は 0.0 以上 1.0 以下の数にしてください(指定された値: {value!r})",
+            )
+        )
     return float(value)
 
 
 def _small_crops(value):
     if not _is_whole(value) or not (value == 0 or MIN_SMALL_CROPS <= value <= 4096):
         raise ParameterError(
-            f"small_crops must be 0 (off) or the side in pixels of the training "
-            f"crops, a whole number >= {MIN_SMALL_CROPS}; got {value!r}"
+            say(
+                en="small_crops must be 0 (off) or the side in pixels of the training crops, a whole number "
+                f">= {MIN_SMALL_CROPS}; got {value!r}",
+                ja=f"small_crops は 0(使わない)か、訓練用の切り抜きの一辺のピクセル数({MIN_SMALL_CROPS} "
+                f"以上の整数)にしてください(指定された値: {value!r})",
+            )
         )
     return int(value)
 
@@ -198,7 +243,12 @@ def check_subset(subset):
         return None
     if not _is_whole(subset) or subset < 1:
         raise ParameterError(
-            f"subset must be None (all pictures) or a whole number >= 1 of pictures per class; got {subset!r}"
+            say(
+                en="subset must be None (all pictures) or a whole number >= 1 of pictures per class; got "
+                f"{subset!r}",
+                ja="subset は None(すべての画像)か、クラスごとの画像の枚数(1 "
+                f"以上の整数)にしてください(指定された値: {subset!r})",
+            )
         )
     return int(subset)
 
@@ -208,17 +258,39 @@ def data_source_kind(data):
     if isinstance(data, Path):
         data = str(data)
     if not isinstance(data, str) or not data:
-        raise ParameterError(f"data must be {ALLOWED_SOURCES}; got {data!r}")
+        raise ParameterError(
+            say(
+                en=f"data must be {ALLOWED_SOURCES}; got {data!r}",
+                ja=f"data は次のどれかにしてください: {ALLOWED_SOURCES_JA}(指定された値: {data!r})",
+            )
+        )
     if data in NAMED_SOURCES:
         return data
     path = Path(data).expanduser()
     if path.is_dir() or (path.is_file() and is_tarball(path)):
         return "folder"
     if path.is_file():
-        raise ParameterError(f"data: {data!r} is a file but not a .tar.gz; allowed: {ALLOWED_SOURCES}")
+        raise ParameterError(
+            say(
+                en=f"data: {data!r} is a file but not a .tar.gz; allowed: {ALLOWED_SOURCES}",
+                ja=f"data: {data!r} はファイルですが .tar.gz ではありません。指定できるもの: "
+                f"{ALLOWED_SOURCES_JA}",
+            )
+        )
     if "/" in data or "\\" in data or is_tarball(path):
-        raise ParameterError(f"data: folder or archive not found: {data!r}. Allowed: {ALLOWED_SOURCES}")
-    raise ParameterError(f"data: unknown source {data!r}. Allowed: {ALLOWED_SOURCES}")
+        raise ParameterError(
+            say(
+                en=f"data: folder or archive not found: {data!r}. Allowed: {ALLOWED_SOURCES}",
+                ja=f"data: フォルダもアーカイブも見つかりません: {data!r}。指定できるもの: "
+                f"{ALLOWED_SOURCES_JA}",
+            )
+        )
+    raise ParameterError(
+        say(
+            en=f"data: unknown source {data!r}. Allowed: {ALLOWED_SOURCES}",
+            ja=f"data: {data!r} というデータはありません。指定できるもの: {ALLOWED_SOURCES_JA}",
+        )
+    )
 
 
 def is_tarball(path):
@@ -228,15 +300,31 @@ def is_tarball(path):
 def _writable_folder(name, value):
     """A folder that exists and can be written to, or one that can be made."""
     if not isinstance(value, (str, Path)) or not str(value):
-        raise ParameterError(f"{name} must be a folder path, got {value!r}")
+        raise ParameterError(
+            say(
+                en=f"{name} must be a folder path, got {value!r}",
+                ja=f"{name} にはフォルダのパスを指定してください(指定された値: {value!r})",
+            )
+        )
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
-        raise ParameterError(f"{name} {str(value)!r} is a file, not a folder; choose another {name}")
+        raise ParameterError(
+            say(
+                en=f"{name} {str(value)!r} is a file, not a folder; choose another {name}",
+                ja=f"{name} {str(value)!r} はフォルダではなくファイルです。別の {name} を指定してください",
+            )
+        )
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         where = "it" if existing == path else f"the folder {str(existing)!r} it would be made in"
+        where_ja = "このフォルダ" if existing == path else f"これを作る場所のフォルダ {str(existing)!r}"
         raise ParameterError(
-            f"{name} {str(value)!r} cannot be written: {where} is read-only for you; choose another {name}"
+            say(
+                en=f"{name} {str(value)!r} cannot be written: {where} is read-only for you; choose another "
+                f"{name}",
+                ja=f"{name} {str(value)!r} には書き込めません: {where_ja}は読み取り専用です。別の {name} "
+                "を指定してください",
+            )
         )
     return str(value)
 
@@ -281,7 +369,12 @@ def check_params(**params):
     """
     unknown = sorted(set(params) - set(_CHECKS))
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {unknown}; known: {sorted(_CHECKS)}")
+        raise ParameterError(
+            say(
+                en=f"unknown parameter(s) {unknown}; known: {sorted(_CHECKS)}",
+                ja=f"{unknown} というパラメータはありません。使えるパラメータ: {sorted(_CHECKS)}",
+            )
+        )
     return {name: _CHECKS[name](value) for name, value in params.items()}
 
 
@@ -290,17 +383,27 @@ def known_parameter(name):
     return name in _CHECKS
 
 
-#: What :func:`check_batch_size` says (and run_training, which checks the same inline).
+#: What :func:`check_batch_size` says (and run_training, which checks the same inline),
+#: through :func:`batch_too_large`.
 BATCH_TOO_LARGE = (
     "batch_size {batch_size} is larger than the {pictures} training pictures; "
     "use a batch_size of at most {pictures}, or more pictures"
 )
+BATCH_TOO_LARGE_JA = (
+    "batch_size {batch_size} が訓練画像の枚数 {pictures} を超えています。"
+    "batch_size を {pictures} 以下にするか、画像を増やしてください"
+)
+
+
+def batch_too_large(batch_size, pictures):
+    """The message of a batch larger than the training pictures, in the student's language."""
+    return say(en=BATCH_TOO_LARGE, ja=BATCH_TOO_LARGE_JA).format(batch_size=batch_size, pictures=pictures)
 
 
 def check_batch_size(batch_size, pictures):
     """After the data is loaded: a batch can hold at most all the training pictures."""
     if batch_size > pictures:
-        raise ParameterError(BATCH_TOO_LARGE.format(batch_size=batch_size, pictures=pictures))
+        raise ParameterError(batch_too_large(batch_size, pictures))
     return batch_size
 
 
@@ -308,7 +411,12 @@ def check_recipe(recipe):
     """The full recipe, checked: settings that ``recipe`` leaves out take the article's values."""
     unknown = sorted(set(recipe) - set(ARTICLE_RECIPE))
     if unknown:
-        raise ParameterError(f"unknown recipe setting(s) {unknown}; allowed: {list(ARTICLE_RECIPE)}")
+        raise ParameterError(
+            say(
+                en=f"unknown recipe setting(s) {unknown}; allowed: {list(ARTICLE_RECIPE)}",
+                ja=f"{unknown} というレシピの設定はありません。使える設定: {list(ARTICLE_RECIPE)}",
+            )
+        )
     return check_params(**{**ARTICLE_RECIPE, **recipe})
 
 
@@ -398,25 +506,49 @@ def check_model_options(input_shape, num_classes, dropout, l2, fc_units, bn_mome
         )
     ):
         raise ParameterError(
-            "blocks must be a non-empty tuple of (convolutions, filters) pairs, one per block, "
-            "each a whole number >= 1, such as ((1, 8),) * 5 (the article's are "
-            f"vggcifar.model.VGG16_BLOCKS), got {blocks!r}"
+            say(
+                en="blocks must be a non-empty tuple of (convolutions, filters) pairs, one per block, each "
+                "a whole number >= 1, such as ((1, 8),) * 5 (the article's are "
+                f"vggcifar.model.VGG16_BLOCKS), got {blocks!r}",
+                ja="blocks は、ブロックごとに 1 組の (畳み込みの数, フィルタ数) を並べた、"
+                "空でないタプルにしてください。数はどれも 1 以上の整数です。例: ((1, 8),) * 5(記事のものは "
+                f"vggcifar.model.VGG16_BLOCKS)。指定された値: {blocks!r}",
+            )
         )
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(_is_whole(d) and d >= 1 for d in shape):
         raise ParameterError(
-            f"input_shape must be (height, width, channels) with positive whole numbers, got {input_shape!r}"
+            say(
+                en="input_shape must be (height, width, channels) with positive whole numbers, got "
+                f"{input_shape!r}",
+                ja="input_shape は正の整数の (height, width, channels) にしてください(指定された値: "
+                f"{input_shape!r})",
+            )
         )
     smallest = 2 ** len(blocks)
     if shape[0] < smallest or shape[1] < smallest:
         raise ParameterError(
-            f"input_shape must be at least {smallest}x{smallest} ({len(blocks)} 2x2 poolings halve the "
-            f"picture {len(blocks)} times), got {shape[0]}x{shape[1]}"
+            say(
+                en=f"input_shape must be at least {smallest}x{smallest} ({len(blocks)} 2x2 poolings halve "
+                f"the picture {len(blocks)} times), got {shape[0]}x{shape[1]}",
+                ja=f"input_shape は {smallest}x{smallest} 以上にしてください。{len(blocks)} 回の 2x2 "
+                f"プーリングで画像が {len(blocks)} 回半分になります(指定された値: {shape[0]}x{shape[1]})",
+            )
         )
     if not _is_whole(num_classes) or num_classes < 2:
-        raise ParameterError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
+        raise ParameterError(
+            say(
+                en=f"num_classes must be a whole number >= 2, got {num_classes!r}",
+                ja=f"num_classes は 2 以上の整数にしてください(指定された値: {num_classes!r})",
+            )
+        )
     _number("dropout", dropout, 0.0, 1.0)
     if not _is_number(l2) or l2 < 0:
-        raise ParameterError(f"l2 must be a number >= 0, got {l2!r}")
+        raise ParameterError(
+            say(
+                en=f"l2 must be a number >= 0, got {l2!r}",
+                ja=f"l2 は 0 以上の数にしてください(指定された値: {l2!r})",
+            )
+        )
     _whole("fc_units", fc_units, 1)
     _number("bn_momentum", bn_momentum, 0.0, 1.0)

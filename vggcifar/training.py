@@ -25,16 +25,17 @@ from .environment import (
     seed_everything,
 )
 from .improvements import compile_recipe, make_augmenter, make_pipeline, model_options
+from .language import say
 from .model import build_vgg16
 from .runs import LOGS, RunFolder, is_finished, load_history, load_metrics, load_params
 from .settings import (
     ARTICLE_RECIPE,
-    BATCH_TOO_LARGE,
     DATA_CACHE,
     HOLDOUT_SHARE,
     TRAINING,
     ParameterError,
     augments,
+    batch_too_large,
     check_params,
     recipe_of,
     run_params,
@@ -88,7 +89,7 @@ def use_parameters(namespace):
     checked = check_params(**given)
     for folder in ("run_dir", "data_cache"):
         if checked.get(folder) is not None:
-            mount_drive_if_needed(checked[folder])
+            mount_drive_if_needed(checked[folder], folder)
     if "seed" in checked:
         seed_everything(checked["seed"], bool(checked.get("deterministic", False)))
     if "precision" in checked:
@@ -166,11 +167,15 @@ def run_training(
     x_train, y_train, x_val, y_val = split_validation(dataset, record["validation"], seed)
     classes = dataset.num_classes
     if batch_size > len(x_train):  # what check_batch_size checks in notebook 03
-        raise ParameterError(BATCH_TOO_LARGE.format(batch_size=batch_size, pictures=len(x_train)))
+        raise ParameterError(batch_too_large(batch_size, len(x_train)))
     if recipe["small_crops"] >= min(x_train.shape[1:3]):
         raise ParameterError(
-            f"small_crops must be smaller than the pictures "
-            f"({x_train.shape[1]}x{x_train.shape[2]}), got {recipe['small_crops']}"
+            say(
+                en=f"small_crops must be smaller than the pictures ({x_train.shape[1]}x{x_train.shape[2]}), "
+                f"got {recipe['small_crops']}",
+                ja=f"small_crops は画像({x_train.shape[1]}x{x_train.shape[2]})より小さくしてください"
+                f"(指定された値: {recipe['small_crops']})",
+            )
         )
     validation_data = (pixels_to_float(x_val), one_hot(y_val, classes))
     if record["validation"] == "holdout":  # the test split is scored once, at the end
@@ -225,8 +230,10 @@ DRIVE_EXAMPLE = "/content/drive/MyDrive/vggcifar/article"
 
 def _duration(seconds):
     if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+        return say(en=f"{seconds:.0f} s", ja=f"{seconds:.0f} 秒")
+    if seconds < 5400:
+        return say(en=f"{seconds / 60:.0f} min", ja=f"{seconds / 60:.0f} 分")
+    return say(en=f"{seconds / 3600:.1f} h", ja=f"{seconds / 3600:.1f} 時間")
 
 
 def training_time_note(record, gpu):
@@ -234,11 +241,24 @@ def training_time_note(record, gpu):
     pictures = record["subset"] * 10 if record["subset"] else 50_000
     share = record["epochs"] * pictures / 50_000
     low, high = (share * s for s in EPOCH_SECONDS["cpu"])
-    return (
-        f"It trains {record['epochs']} epoch(s) of about {pictures:,} pictures: about "
-        f"{_duration(share * EPOCH_SECONDS['gpu'])} with a GPU (the article's Colab GPU took 34 s "
-        f"an epoch), {_duration(low)} to {_duration(high)} on a 2-core CPU. "
-        + ("This machine has a GPU." if gpu else "This machine has no GPU: expect the CPU time.")
+    gpu_time = _duration(share * EPOCH_SECONDS["gpu"])
+    return say(
+        en=(
+            f"It trains {record['epochs']} epoch(s) of about {pictures:,} pictures: about "
+            f"{gpu_time} with a GPU (the article's Colab GPU took 34 s "
+            f"an epoch), {_duration(low)} to {_duration(high)} on a 2-core CPU. "
+            + ("This machine has a GPU." if gpu else "This machine has no GPU: expect the CPU time.")
+        ),
+        ja=(
+            f"約 {pictures:,} 枚の画像で {record['epochs']} エポック学習します。GPU なら約 {gpu_time}"
+            f"(記事の Colab GPU では 1 エポック 34 秒)、2 コア CPU では {_duration(low)}〜{_duration(high)}"
+            "かかります。"
+            + (
+                "このマシンには GPU があります。"
+                if gpu
+                else "このマシンには GPU がないので、CPU の時間を見込んでください。"
+            )
+        ),
     )
 
 
@@ -255,17 +275,31 @@ def ensure_finished_run(notebook, **params):
     run_dir = Path(record["run_dir"])
     if is_finished(run_dir):  # its records checked: a damaged one is named, never trained over
         load_history(run_dir), load_metrics(run_dir)
-        print(f"Using the finished run in {str(run_dir)!r} (made with {load_params(run_dir)}).")
+        made_with = load_params(run_dir)
+        print(
+            say(
+                en=f"Using the finished run in {str(run_dir)!r} (made with {made_with}).",
+                ja=f"{str(run_dir)!r} にある学習済みのランを使います(パラメータ: {made_with})。",
+            )
+        )
         return False
+    note = training_time_note(record, accelerator_present())
     print(
-        f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each "
-        f"notebook runs on its own machine, so its files are not here unless run_dir is on "
-        f"Google Drive.\n{notebook} therefore trains a run now, with this notebook's "
-        f"parameters {record}. {training_time_note(record, accelerator_present())}\n"
-        f"To train once and share the run: give 03 and this notebook the same run_dir on "
-        f"Google Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the "
-        f"article's five steps on one machine. Everything below comes from this run made by "
-        f"{notebook}."
+        say(
+            en=f"No finished run in {str(run_dir)!r}. 03_training.ipynb makes it; on Colab each notebook "
+            "runs on its own machine, so its files are not here unless run_dir is on Google "
+            f"Drive.\n{notebook} therefore trains a run now, with this notebook's parameters {record}. "
+            f"{note}\nTo train once and share the run: give 03 and this notebook the same run_dir on Google "
+            f"Drive (e.g. {DRIVE_EXAMPLE!r}), or run 00_article.ipynb, which does the article's five steps "
+            f"on one machine. Everything below comes from this run made by {notebook}.",
+            ja=f"{str(run_dir)!r} に学習済みのランがありません。このランは 03_training.ipynb が作ります。"
+            "Colab ではノートブックごとに別のマシンで動くので、run_dir が Google ドライブ上になければ、03 "
+            f"の書いたファイルはここにはありません。\nそこで {notebook} が、このノートブックのパラメータ "
+            f"{record} で今からランを学習します。{note}\n学習を 1 回で済ませてランを共有するには、03 "
+            f"とこのノートブックに Google ドライブ上の同じ run_dir(例: {DRIVE_EXAMPLE!r})を指定するか、"
+            "記事の 5 つのステップを 1 台のマシンで行う 00_article.ipynb を実行してください。"
+            f"以下の結果はすべて、{notebook} が作ったこのランのものです。",
+        )
     )
     run_training(**params)  # resumes a cut-off run with the same parameters; never mixes runs
     return True
