@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from .language import LANGUAGES
+from .language import VARIABLE as LANGUAGE_VARIABLE
 from .layout import EXECUTED, FIGURES, METRICS, RunFolderError, in_the_way, read_record
-from .locate import LANGUAGE_VARIABLE, LANGUAGES
 from .runner import execute
 from .settings import RECIPES, ParameterError, check_params
 from .sweeps import describe, expand, notebook_parameters, parse_grid, parse_value, plan, read_sets, run_sweep

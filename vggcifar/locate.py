@@ -18,15 +18,13 @@ This module imports neither Keras nor TensorFlow, so finding a notebook costs no
 from __future__ import annotations
 
 import importlib.resources
-import os
 from pathlib import Path
+
+from .language import LANGUAGES
+from .language import language as current_language
 
 #: The folder's name, in the repository and inside the installed package.
 FOLDER = "notebooks"
-#: The languages the notebooks come in: one folder each, under ``FOLDER``.
-LANGUAGES = ("en", "ja")
-#: The variable that names the student's language (the notebooks' setup cell sets it).
-LANGUAGE_VARIABLE = "VGGCIFAR_LANGUAGE"
 
 
 class NotebooksMissing(FileNotFoundError):
@@ -42,11 +40,9 @@ def notebooks_folder(language=None):
     Raises :class:`NotebooksMissing` when neither has them: a vggcifar installed
     before the notebooks were shipped, say.
     """
-    language = language or os.environ.get(LANGUAGE_VARIABLE) or LANGUAGES[0]
+    language = language or current_language()  # one rule: vggcifar.language's
     if language not in LANGUAGES:
-        raise ValueError(
-            f"language (or {LANGUAGE_VARIABLE}) must be one of {list(LANGUAGES)}, got {language!r}"
-        )
+        raise ValueError(f"language must be one of {list(LANGUAGES)}, got {language!r}")
     package = importlib.resources.files(__package__)
     candidates = [package / FOLDER / language, Path(__file__).resolve().parents[1] / FOLDER / language]
     for folder in candidates:

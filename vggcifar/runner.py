@@ -24,8 +24,9 @@ from pathlib import Path
 #: single epoch only the figures).
 EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
 FIGURES_LINE = re.compile(r"^\s*\d+/\d+ - (.*)$")
-#: Lines the cells print that a console shows as they are (the run folder's notes).
-NOTES = ("Run folder ", "Test split, scored once")
+#: Lines the cells print that a console shows as they are (the run folder's notes), in
+#: English and in Japanese (vggcifar.language: the ja notebooks print them in Japanese).
+NOTES = ("Run folder ", "Test split, scored once", "ランフォルダ ", "テストデータをここで")
 
 
 class EpochEcho:
