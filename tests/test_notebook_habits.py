@@ -214,6 +214,126 @@ def test_stats_count_english_prose_in_japanese_notebooks_and_japanese_in_english
     assert "notebooks/ja/x.ipynb  English prose     54  Japanese     17" in capsys.readouterr().out
 
 
+# --- the glossary rule: variants docs/glossary.md rules out, in the source's Japanese --------
+
+SOURCE_BAD = "notebooks/source/bad.ipynb"
+#: The variants that the style of the Japanese text rules out (docs/glossary.md, issue 24).
+RULED_OUT = [
+    "レイヤー",
+    "ピクセル値",
+    "改善レシピ",
+    "改善版",
+    "正直な",
+    "実行フォルダ",
+    "実行(ラン)",
+    "組み立て",
+    "ましょう",
+    "私たち",
+    "あなた",
+    "（",
+    "）",
+    "：",
+    "一つ",
+    "二つ",
+    "三つ",
+]
+
+
+def test_the_glossary_keeps_the_table_of_variants_the_check_flags():
+    table = check_notebooks.variants()
+    assert list(table) == RULED_OUT
+    assert table["レイヤー"] == "層" and table["実行フォルダ"] == "ランフォルダ" and table["一つ"] == "1 つ"
+
+
+def with_prose(text, relative=SOURCE_BAD, code=None):
+    notebook = good_notebook(relative)
+    notebook.cells.append(new_markdown_cell(text, id="prose"))
+    if code is not None:
+        notebook.cells.append(new_code_cell(code, id="code"))
+    return notebook
+
+
+@pytest.mark.parametrize(
+    "text, code, cell, variant, context",
+    [
+        (
+            "Layers.\n<!-- ja -->\n畳み込みレイヤーを重ねます。",
+            None,
+            "prose",
+            "レイヤー",
+            "畳み込みレイヤーを重ねます。",
+        ),
+        (
+            "Look.\n<!-- ja -->\n## 見る\n\n画像を見ましょう。",
+            None,
+            "prose",
+            "ましょう",
+            "## 見る 画像を見ましょう。",
+        ),
+        ("Sizes.\n<!-- ja -->\n大きさ：135 MB", None, "prose", "：", "大きさ：135 MB"),
+        (
+            "Code.\n<!-- ja -->\nコード。",
+            "# the run folder\n#ja| # 実行フォルダ\nprint(1)",
+            "code",
+            "実行フォルダ",
+            "# 実行フォルダ",
+        ),
+    ],
+    ids=["markdown", "heading-and-paragraph", "full-width", "ja-line"],
+)
+def test_a_variant_in_the_japanese_text_of_a_source_notebook_is_a_problem(
+    repo, text, code, cell, variant, context
+):
+    found = problems_of(repo, with_prose(text, code=code), SOURCE_BAD)
+    assert_one_problem(found, "glossary", f"cell '{cell}': {variant!r} in '…{context}…'", SOURCE_BAD)
+    assert found[0].endswith(f"(write: {check_notebooks.variants()[variant]})")
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Layers.\n<!-- ja -->\n畳み込み層を重ねてモデルを構築します。", None),
+        ("Layers, but also レイヤー in English.\n<!-- ja -->\n層を重ねます。", None),
+        ("Code.\n<!-- ja -->\n`keras.layers` の `レイヤー` と ``実行フォルダ`` はコードです。", None),
+        ("Code.\n<!-- ja -->\nコードです。\n\n```python\n# 実行フォルダ\nprint('ましょう')\n```", None),
+        ("Code.\n<!-- ja -->\nコード。", "# レイヤー in a comment of the English code\nprint(1)"),
+    ],
+    ids=["clean", "english-part", "code-spans", "code-block", "english-code"],
+)
+def test_the_glossary_rule_reads_only_the_japanese_text_outside_code(repo, text, code):
+    assert problems_of(repo, with_prose(text, code=code), SOURCE_BAD) == []
+
+
+def test_the_glossary_rule_reads_the_source_notebooks_only(repo):
+    text = "Layers.\n<!-- ja -->\n畳み込みレイヤーを重ねましょう。"
+    written = "notebooks/ja/bad.ipynb"  # made from the source, whose Japanese the rule reads
+    assert problems_of(repo, with_prose(text, relative=written), written) == []
+    found = problems_of(repo, with_prose(text), SOURCE_BAD)
+    assert [line.split(": ")[1] for line in found] == ["glossary", "glossary"]
+
+
+def test_stats_count_the_variants_and_the_command_fails_on_them(repo, capsys):
+    notebook = with_prose(
+        "Layers.\n<!-- ja -->\n畳み込みレイヤーを重ねましょう。", code="x = 1\n#ja| x = 1  # 一つ"
+    )
+    problems_of(repo, notebook, SOURCE_BAD)
+    assert check_notebooks.glossary_stats() == {SOURCE_BAD: 3}
+    assert check_notebooks.main(["--stats"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"{SOURCE_BAD}  glossary variants    3" in out
+    assert (
+        "3 use(s) of variants that docs/glossary.md rules out, in the Japanese text of 1 source notebooks"
+        in out
+    )
+    assert out[-2].startswith("3 of them: variants that docs/glossary.md rules out")
+    assert out[-1] == "3 problem(s) in the notebooks' habits"
+    notebook.cells[-2].source = "Layers.\n<!-- ja -->\n畳み込み層を重ねてください。"
+    notebook.cells[-1].source = "x = 1\n#ja| x = 1  # 1 つ"
+    problems_of(repo, notebook, SOURCE_BAD)
+    assert check_notebooks.glossary_stats() == {SOURCE_BAD: 0}
+    assert check_notebooks.main(["--stats"]) == 0
+
+
 # --- the pre-commit hook that strips outputs ------------------------------------------
 
 

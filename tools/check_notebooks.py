@@ -2,7 +2,8 @@
 """The habits every notebook under ``notebooks/`` keeps, checked in one go.
 
     python tools/check_notebooks.py           # one line per problem; exit 1 when there is any
-    python tools/check_notebooks.py --stats   # also: characters of English and Japanese, per notebook
+    python tools/check_notebooks.py --stats   # also: characters of English and Japanese, per notebook,
+                                              # and the variants the glossary rules out, counted
 
 Each problem line names the notebook and the rule it breaks:
 
@@ -19,6 +20,11 @@ Each problem line names the notebook and the rule it breaks:
 * ``language`` (``notebooks/en/`` and ``notebooks/ja/``): an English notebook holds no
   Japanese character, in its text or its code; every markdown cell of a Japanese one
   holds Japanese;
+* ``glossary`` (the source): its Japanese text (the part of each markdown cell after
+  ``<!-- ja -->``, and the ``#ja|`` lines of the code cells) uses none of the variants that
+  ``docs/glossary.md`` rules out (its table "Variants the check flags"), outside code spans
+  and code blocks. One line per use, with the cell and a few characters around it;
+  ``--stats`` counts them;
 * ``in step``: ``notebooks/en/`` and ``notebooks/ja/`` are what
   ``tools/make_language_notebooks.py`` writes from the source.
 
@@ -42,6 +48,14 @@ import project_home  # noqa: E402  (the links rule is its check)
 
 MARKER = "<!-- ja -->"
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")  # kana and kanji
+#: The glossary whose table "Variants the check flags" lists what the Japanese text avoids
+#: (this repository's, also when a test points ``project_home.REPO`` elsewhere).
+GLOSSARY = Path(__file__).resolve().parents[1] / "docs" / "glossary.md"
+VARIANTS_HEADING = "## Variants the check flags"
+JA_LINE = re.compile(r"^\s*#ja\| ?(.*)$")  # a Japanese line of a code cell (tools/make_language_notebooks.py)
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[^\n]*$", re.M | re.S)  # a fenced code block
+CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.S)  # `code`, ``code with a ` in it``
+CONTEXT = 12  # characters either side of a variant in its problem line
 
 
 def notebook_paths():
@@ -191,6 +205,75 @@ def _around(text):
     return text[max(0, where - 20) : where + 20]
 
 
+def variants(path=None):
+    """``{variant: what to write instead}`` from the glossary's table "Variants the check flags".
+
+    A row is ``| `variant` | instead |``; the backticks around the variant are optional.
+    """
+    lines = Path(path or GLOSSARY).read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(VARIANTS_HEADING)]
+    if not starts:
+        raise ValueError(f"{path or GLOSSARY} has no section {VARIANTS_HEADING!r}")
+    table = {}
+    for line in lines[starts[0] + 1 :]:
+        if line.startswith("#"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 2 or set(cells[0]) <= set("-: "):
+            continue
+        variant = cells[0][1:-1] if cells[0][:1] == cells[0][-1:] == "`" else cells[0]
+        if variant and not variant.startswith("variant"):  # not the header row
+            table[variant] = cells[1]
+    if not table:
+        raise ValueError(f"{path or GLOSSARY}: the section {VARIANTS_HEADING!r} has no table rows")
+    return table
+
+
+def without_code(text):
+    """``text`` with its fenced code blocks and code spans blanked out (same length, same places)."""
+
+    def blank(match):
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    return CODE_SPAN.sub(blank, FENCE.sub(blank, text))
+
+
+def japanese_texts(notebook):
+    """``[(cell name, Japanese text)]``: each markdown cell's part after the marker, and each
+    code cell's ``#ja|`` lines (their text after the ``#ja|``)."""
+    found = []
+    for number, cell in enumerate(notebook["cells"]):
+        text = source(cell)
+        if cell["cell_type"] == "markdown":
+            lines = text.splitlines()
+            marks = [i for i, line in enumerate(lines) if line.strip() == MARKER]
+            japanese = "\n".join(lines[marks[0] + 1 :]) if marks else ""
+        elif cell["cell_type"] == "code":
+            japanese = "\n".join(m.group(1) for m in map(JA_LINE.match, text.splitlines()) if m)
+        else:
+            continue
+        if japanese.strip():
+            found.append((name(cell, number), japanese))
+    return found
+
+
+def glossary_problems(notebook, relative, table=None):
+    """Each use, in a source notebook's Japanese text, of a variant that the glossary rules out."""
+    if language_of(relative) != "source":
+        return []  # notebooks/ja is written from the source: checked there
+    table = variants() if table is None else table
+    found = []
+    for where, text in japanese_texts(notebook):
+        prose = without_code(text)  # the same length: a place in it is the same place in text
+        for variant, instead in table.items():
+            for match in re.finditer(re.escape(variant), prose):
+                before = text[max(0, match.start() - CONTEXT) : match.start()]
+                after = text[match.end() : match.end() + CONTEXT]
+                context = " ".join(f"{before}{variant}{after}".split())
+                found.append(f"{where}: {variant!r} in '…{context}…' (write: {instead})")
+    return found
+
+
 #: The rules checked in each notebook file, by the name a problem line gives them.
 RULES = {
     "outputs": output_problems,
@@ -199,9 +282,10 @@ RULES = {
     "metadata": metadata_problems,
     "bilingual": bilingual_problems,
     "language": language_problems,
+    "glossary": glossary_problems,
 }
 #: The rules that also need the notebook's place (its language folder).
-PLACED = {"bilingual", "language"}
+PLACED = {"bilingual", "language", "glossary"}
 
 
 def link_problems():
@@ -263,6 +347,30 @@ def language_stats():
     return stats
 
 
+def glossary_stats():
+    """``{source notebook: how many uses of variants that the glossary rules out its Japanese holds}``."""
+    table = variants()
+    stats = {}
+    for path in notebook_paths():
+        relative = path.relative_to(project_home.REPO).as_posix()
+        if language_of(relative) == "source":
+            notebook = json.loads(path.read_text(encoding="utf-8"))
+            stats[relative] = len(glossary_problems(notebook, relative, table))
+    return stats
+
+
+def print_glossary_stats(stats):
+    """The variants the glossary rules out, per source notebook that uses any, and in all."""
+    width = max((len(n) for n in stats), default=0)
+    for notebook, count in stats.items():
+        if count:
+            print(f"{notebook:{width}s}  glossary variants {count:4d}")
+    print(
+        f"{sum(stats.values())} use(s) of variants that docs/glossary.md rules out, in the Japanese "
+        f"text of {len(stats)} source notebooks"
+    )
+
+
 def print_stats(stats):
     """One line per notebook: characters of English prose and of Japanese."""
     width = max((len(n) for n in stats), default=0)
@@ -275,15 +383,23 @@ def main(argv=None):
     parser.add_argument(
         "--stats",
         action="store_true",
-        help="print, per notebook, the characters of English and of Japanese prose",
+        help="print, per notebook, the characters of English and of Japanese prose, and the uses of "
+        "variants that docs/glossary.md rules out",
     )
     args = parser.parse_args(argv)
     if args.stats:
         print_stats(language_stats())
+        print_glossary_stats(glossary_stats())
     found = problems()
     for line in found:
         print(line)
     count = len(notebook_paths())
+    glossary = sum(": glossary: " in line for line in found)
+    if glossary:
+        print(
+            f"{glossary} of them: variants that docs/glossary.md rules out "
+            f"(its table {VARIANTS_HEADING.lstrip('# ')!r})"
+        )
     print(
         f"{len(found)} problem(s) in the notebooks' habits"
         if found

@@ -90,6 +90,9 @@ LINE_LENGTH = 110
 TITLE = re.compile(r"step (\d+) of \d+\s*:\s*(.+)$", re.IGNORECASE)
 FIRST_IMPORT = "vggcifar"  # `import vggcifar` comes first: it quiets TensorFlow's start-up messages
 MARKER = "<!-- ja -->"
+#: A code line's Japanese version, right below it (tools/make_language_notebooks.py): it goes
+#: where that line goes.
+JA_LINE = re.compile(r"^\s*#ja\|")
 SETUP_TITLE = "# @title Setup"  # a step's one setup cell, folded in Colab
 COLAB_LOGO = "https://www.tensorflow.org/images/colab_logo_32px.png"
 GITHUB_LOGO = "https://www.tensorflow.org/images/GitHub-Mark-32px.png"
@@ -104,8 +107,8 @@ REPLACED = {
     "s3-build-heading": (
         "## The model · モデル\n\nThe model is step 2's `model`, the article's listing, built "
         "after the setup cell set the seed, the precision and the strategy. It is trained here.",
-        "モデルはステップ 2 の `model`(記事の層ごとのリスト)です。準備のセルがシード、計算精度、分散戦略を"
-        "設定した後で組み立てられています。ここではそれを学習させます。",
+        "モデルはステップ 2 の `model`(記事の層を 1 層ずつ書いたリスト)です。準備のセルがシード、計算精度、"
+        "分散戦略を設定した後で構築されています。ここではこのモデルを学習させます。",
     ),
     "s3-load-heading": (
         "## Prepare the data · データを準備する\n\nThe data of step 1, `dataset`, prepared as "
@@ -116,11 +119,10 @@ REPLACED = {
         '*A word on validation* below says why that is questionable, and what `"holdout"` does '
         "instead.",
         "ステップ 1 のデータ `dataset` を、記事と同じように準備します。"
-        "画素値は 32 ビットの浮動小数点数にして 255 で"
-        "割り、ラベルはワンホット表現のベクトルにします。\n\n`split_validation` は、各エポックの後にモデルを"
-        '確かめる画像(`x_val`、`y_val`)を決めます。記事と同じ `validation = "test"` では、記事の '
-        "`validation_data=(x_test, y_test)` と同じく、"
-        "テストデータの画像そのものです。これがなぜ問題になりうるのか、"
+        "画素値は 32 ビットの浮動小数点数にして 255 で割り、ラベルはワンホット表現のベクトルにします。"
+        "\n\n`split_validation` は、各エポックの後にモデルを確かめる画像(`x_val`、`y_val`)を決めます。"
+        '記事と同じ `validation = "test"` では、記事の `validation_data=(x_test, y_test)` と同じく、'
+        "テストデータの画像そのものを使います。これがなぜ問題になりうるのか、"
         'また `"holdout"` では代わりに何をするのかは、後の「検証についてひとこと」の節で説明します。',
     ),
     "s4-run-heading": (
@@ -133,6 +135,7 @@ REPLACED = {
     ),
     "s4-run": (
         'red_line = validation_label(validation)  # "test", as in the article\n'
+        '#ja| red_line = validation_label(validation)  # 記事と同じく "test"\n'
         'print(f"{len(history.epoch)} epochs in history; the red curves are {red_line!r}")\n'
     ),
     "s5-run-heading": (
@@ -140,13 +143,15 @@ REPLACED = {
         "trained model, `model.keras`; `keras.models.load_model` reads it back. It holds the "
         "layers and the weights, not Adam's state: the model saved below is the trained one, "
         "without the optimizer that `fit` left in memory.",
-        "ステップ 3 が書き出した実行フォルダには、最後に学習済みモデル `model.keras` が入ります。"
-        "`keras.models.load_model` でこれを読み込みます。このファイルはレイヤーと重みを持ち、Adam の状態は"
+        "ステップ 3 が書き出したランフォルダには、最後に学習済みモデル `model.keras` が保存されます。"
+        "これを `keras.models.load_model` で読み込みます。このファイルは層と重みを持ち、Adam の状態は"
         "持ちません。下で保存するのは学習済みのモデルで、`fit` がメモリに残した最適化手法は含みません。",
     ),
     "s5-run": (
         "model = keras.models.load_model(Path(run_dir) / runs.MODEL) "
         " # the trained model, without Adam's state\n"
+        "#ja| model = keras.models.load_model(Path(run_dir) / runs.MODEL) "
+        " # 学習済みモデル(Adam の状態なし)\n"
         'print("loaded", model.name, f"with {model.count_params():,} parameters from {run_dir!r}")\n'
     ),
 }
@@ -171,9 +176,9 @@ EXERCISE_REWRITES = [
         "   `model = build_vgg16(input_shape, num_classes, batch_norm=False)`",
     ),
     (
-        "組み立てのセルで代わりに `build_vgg16(dataset.input_shape, "
+        "モデルを構築するセルで、代わりに `build_vgg16(dataset.input_shape, "
         "dataset.num_classes, batch_norm=False)` を使い",
-        "ステップ 2 の層ごとのリストの後に新しいセルを置いて "
+        "ステップ 2 の 1 層ずつ書いたリストの後に新しいセルを置いて "
         "`model = build_vgg16(input_shape, num_classes, batch_norm=False)` と書き",
     ),
 ]
@@ -239,7 +244,8 @@ def split_step(name, notebook):
 
 
 def _statements(source, where):
-    """``[(node, text)]``: each top-level statement with its own lines, comments included."""
+    """``[(node, text)]``: each top-level statement with its own lines, comments included
+    (and the ``#ja|`` lines right below it, its Japanese version)."""
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
@@ -247,11 +253,14 @@ def _statements(source, where):
     lines = source.splitlines()
     found, start = [], 0
     for node in tree.body:
-        chunk = lines[start : node.end_lineno]  # comment lines above a statement belong to it
+        end = node.end_lineno
+        while end < len(lines) and JA_LINE.match(lines[end]):  # the statement's '#ja|' lines
+            end += 1
+        chunk = lines[start:end]  # comment lines above a statement belong to it
         while chunk and not chunk[0].strip():
             chunk.pop(0)
         found.append((node, "\n".join(chunk)))
-        start = node.end_lineno
+        start = end
     if found and "".join(lines[start:]).strip():  # comment lines after the last statement
         found[-1] = (found[-1][0], "\n".join([found[-1][1], *lines[start:]]).rstrip())
     return found
@@ -372,6 +381,7 @@ def merged_imports(steps, defined, unused=frozenset()):
     """
     bound = {}  # bound name -> what it is bound to, to catch one name bound two ways
     comments = {}  # an alias imported on a line of its own -> that line's comment
+    japanese = {}  # such an alias -> the '#ja|' lines that give the line's Japanese comment
     plain, froms, others, left_out = {}, {}, {}, {}
     kept_unused = set()  # imported for an exercise: kept although no cell uses it
     for name, setup in steps.items():
@@ -385,7 +395,8 @@ def merged_imports(steps, defined, unused=frozenset()):
             else:
                 others.setdefault(ast.dump(node), text)
                 continue
-            comment = _trailing_comment(text)
+            ja_lines = [line for line in text.splitlines() if JA_LINE.match(line)]
+            comment = _trailing_comment("\n".join(x for x in text.splitlines() if not JA_LINE.match(x)))
             for alias in aliases:
                 kind, module, imported, asname = alias
                 if kind == "import":
@@ -405,8 +416,8 @@ def merged_imports(steps, defined, unused=frozenset()):
                     continue  # only cells that 00 leaves out or replaces use it (not an exercise's)
                 if as_bound in unused:
                     kept_unused.add(as_bound)
-                if comment and len(aliases) == 1:
-                    comments.setdefault(alias, comment)
+                if comment and len(aliases) == 1 and alias not in comments:
+                    comments[alias], japanese[alias] = comment, ja_lines
                 if kind == "import":
                     plain.setdefault(alias, None)
                 else:
@@ -418,6 +429,7 @@ def merged_imports(steps, defined, unused=frozenset()):
     def commented(lines, aliases):
         if len(aliases) == 1 and aliases[0] in comments:
             lines[-1] += "  " + comments[aliases[0]]
+            lines += japanese[aliases[0]]
         return lines
 
     groups = [[], [], []]
@@ -442,7 +454,9 @@ def merged_imports(steps, defined, unused=frozenset()):
     text = "\n\n".join("\n".join(block) for block in blocks)
     if left_out:
         text += "\n" + "\n".join(
-            f"# {n}: step {STEPS.index(step) + 1} defines it, below" for n, step in sorted(left_out.items())
+            f"# {n}: step {STEPS.index(step) + 1} defines it, below\n"
+            f"#ja| # {n}: 下のステップ {STEPS.index(step) + 1} で定義します"
+            for n, step in sorted(left_out.items())
         )
     if others:
         text += "\n\n" + "\n".join(others.values())
@@ -609,11 +623,11 @@ def bilingual(english, japanese):
 STEP_NOTES = {
     1: (
         "The pictures and their labels, loaded once for the whole lesson.",
-        "画像とそのラベルです。レッスン全体で一度だけ読み込みます。",
+        "画像とそのラベルです。レッスン全体を通して、ここで 1 回だけ読み込みます。",
     ),
     2: (
         "The network, built once: the model that step 3 trains.",
-        "ネットワークを一度だけ組み立てます。ステップ 3 が学習させるモデルです。",
+        "ネットワークをここで 1 回だけ構築します。ステップ 3 で学習させるモデルです。",
     ),
     3: (
         "Step 2's model trained on step 1's data.",
@@ -725,20 +739,17 @@ CIFAR-10: Alex Krizhevsky, [*Learning Multiple Layers of Features from Tiny Imag
 CREDITS_JA = """
 ### 出典
 
-ここで再現した記事(2020 年、日本語)は、CIFAR-10 で BatchNormalization 付きの VGG16 を学習させます。
+ここで再現した記事(2020 年、日本語)は、CIFAR-10 でバッチ正規化(BatchNormalization)付きの VGG16 を学習させています。
 
-VGG16:Simonyan & Zisserman、
-[*Very Deep Convolutional Networks for Large-Scale Image Recognition*][vgg]、2014 年。
+VGG16: Simonyan & Zisserman、[*Very Deep Convolutional Networks for Large-Scale Image Recognition*][vgg]、2014 年。
 
-BatchNormalization:Ioffe & Szegedy、
-[*Batch Normalization: Accelerating Deep Network Training by Reducing Internal
-Covariate Shift*][bn]、2015 年。
+BatchNormalization: Ioffe & Szegedy、[*Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift*][bn]、2015 年。
 
-CIFAR-10:Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*][cifar]、2009 年。
+CIFAR-10: Alex Krizhevsky、[*Learning Multiple Layers of Features from Tiny Images*][cifar]、2009 年。
 
 [vgg]: https://arxiv.org/abs/1409.1556
 [bn]: https://arxiv.org/abs/1502.03167
-[cifar]: https://www.cs.toronto.edu/~kriz/cifar.html"""
+[cifar]: https://www.cs.toronto.edu/~kriz/cifar.html"""  # noqa: E501
 
 
 def closing_cell(exercises, further):
@@ -746,7 +757,7 @@ def closing_cell(exercises, further):
     english, japanese = [EXERCISES_EN], [EXERCISES_JA]
     for (number, topic_en, topic_ja), (ex_en, ex_ja) in exercises:
         english.append(f"### Step {number}: {topic_en}\n\n{ex_en}")
-        japanese.append(f"### ステップ {number}" + (f":{topic_ja}" if topic_ja else "") + f"\n\n{ex_ja}")
+        japanese.append(f"### ステップ {number}" + (f": {topic_ja}" if topic_ja else "") + f"\n\n{ex_ja}")
     english.append("## Going further")
     japanese.append("## さらに進んで")
     for further_en, further_ja in further:
@@ -771,7 +782,7 @@ def closing_cell(exercises, further):
 def title_cell(home):
     colab, github = colab_link(home, RELATIVE), github_link(home, RELATIVE)
     english = f"""
-# The whole article in one notebook · 記事全体を一つのノートブックで
+# The whole article in one notebook · 記事全体を 1 つのノートブックで
 
 <table align="left">
   <td><a target="_blank" href="{colab}"><img src="{COLAB_LOGO}" />Run in Google Colab</a></td>
@@ -779,7 +790,7 @@ def title_cell(home):
 </table>
 
 Every step of the article, one after another on one machine, with the model trained once."""
-    japanese = "記事のすべてのステップを一台のマシンで順に実行し、モデルの学習は一回だけ行います。"
+    japanese = "記事のすべてのステップを 1 台のマシンで順に実行し、モデルの学習は 1 回だけ行います。"
     return nbformat.v4.new_markdown_cell(bilingual(english, japanese), id="title")
 
 
@@ -800,23 +811,21 @@ the article, which run on their own. Do not edit it by hand: edit the step noteb
 run `python tools/make_article_notebook.py`. The tests fail when it is out of step with them."""
 
 OVERVIEW_JA = """
-記事の 5 つのステップ(データ、モデル、学習、グラフ、保存)を一つのレッスンとして、一台のマシンで実行します。
-データはステップ 1 で一度だけ読み込み、モデルはステップ 2 で一度だけ組み立てます。
-ステップ 3 がそれを学習させ、
-ステップ 4 がその学習の曲線を描き、ステップ 5 が学習済みモデルを保存します。
-各ステップの演習は最後にまとめています。
+記事の 5 つのステップ(データ、モデル、学習、グラフ、保存)を、1 台のマシンで 1 つのレッスンとしてたどります。
+データはステップ 1 で 1 回だけ読み込み、モデルはステップ 2 で 1 回だけ構築します。
+ステップ 3 でそのモデルを学習させ、ステップ 4 で学習の曲線を描き、ステップ 5 で学習済みモデルを保存します。
+各ステップの演習は最後にまとめてあります。
 
-最初に 3 つのセルを置いています。準備のセル(Colab では折りたたまれています)、`parameters` セル、
-そしてパラメータを確認して適用し、実行フォルダを開くセルです。
-パラメータとその既定値は記事の設定なので、一つの papermill コマンドで設定できます。
-記事と同程度の GPU(1 エポック 34 秒)なら学習は約 11 分、CPU では数時間かかります。
+最初に 3 つのセルがあります。準備のセル(Colab では折りたたまれています)、`parameters` セル、
+そしてパラメータを確認して適用し、ランフォルダを開くセルです。
+パラメータとその既定値は記事の設定と同じなので、1 つの papermill コマンドで設定できます。
+記事と同程度の GPU(1 エポック 34 秒)なら学習は約 11 分で終わりますが、CPU では何時間もかかります。
 CPU では、まず `subset = 500` と `epochs = 2` を試してください。
 
-このノートブックは、
-単独で動く記事のステップのノートブックから `tools/make_article_notebook.py` が生成したものです。
-手で編集せず、
+このノートブックは、単独で動く記事のステップのノートブックから
+`tools/make_article_notebook.py` で生成したものです。手で編集しないでください。
 ステップのノートブックを編集してから `python tools/make_article_notebook.py` を実行してください。
-ずれているとテストが失敗します。"""
+このノートブックがステップのノートブックとずれていると、テストが失敗します。"""
 
 SETUP_EN = """
 ## Setup · 準備
@@ -828,11 +837,12 @@ versions and whether a GPU is there. TensorFlow may print a few start-up lines f
 call to cuInit"): they are notes, not errors."""
 
 SETUP_JA = """
-1 つのセルです(Colab では折りたたまれています。ダブルクリックするとコードが見えます)。
-このプロジェクトの小さなパッケージが入っていなければインストールし、5 つのステップで使うものを読み込み、
-各ライブラリのバージョンと GPU があるかどうかを表示します。TensorFlow が最初に起動時のメッセージを
-数行表示することがあります(oneDNN について、また GPU のないマシンでは "Could not find cuda drivers" や
-"failed call to cuInit")。これらはお知らせであり、エラーではありません。"""
+Colab では折りたたまれている 1 つのセルです(ダブルクリックするとコードが表示されます)。
+このプロジェクトの小さなパッケージが入っていなければインストールし、5 つのステップで使うものを読み込んでから、
+各ライブラリのバージョンと GPU の有無を表示します。
+その前に TensorFlow が起動時のメッセージを数行表示することがあります
+(oneDNN についてのものや、GPU のないマシンでは "Could not find cuda drivers"、"failed call to cuInit")。
+これらは状況を知らせるだけのメッセージで、エラーではありません。"""
 
 PARAMETERS_EN = """
 ## Parameters · ノートブックのパラメータ
@@ -846,12 +856,12 @@ there keeps the downloaded CIFAR-10. The next cell checks every parameter before
 work starts."""
 
 PARAMETERS_JA = """
-5 つのステップのノートブックは同じパラメータを使います。このセルはそのすべてを同じ既定値
-(記事の設定)で持つので、`papermill -p epochs 5 -p subset 500 ...` はあちらと同じように
-ここでも設定できます。`run_dir` は、ステップ 3 が実行(ラン)を書き込み、ステップ 4 と 5 が
-読む場所です。Colab では、`/content/drive/MyDrive/` の下の `run_dir` にすると実行が
-Google ドライブに残り、接続が切れて中断した実行も止まったところから続けられます。
-`data_cache` をそこに置くと、ダウンロードした CIFAR-10 が残ります。
+5 つのステップのノートブックは同じパラメータを使います。このセルはそのすべてを同じ既定値(記事の設定)で
+持っているので、`papermill -p epochs 5 -p subset 500 ...` で、ステップのノートブックと同じようにここでも
+値を設定できます。`run_dir` は、ステップ 3 がランを書き込み、ステップ 4 と 5 がそれを読む場所です。
+Colab で `run_dir` を `/content/drive/MyDrive/` の下にすると、ランが Google ドライブに残るので、
+接続が切れて中断したランも止まったところから続けられます。
+`data_cache` もそこに置くと、ダウンロードした CIFAR-10 が残ります。
 時間のかかる処理が始まる前に、次のセルがすべてのパラメータを確認します。"""
 
 
