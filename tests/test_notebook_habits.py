@@ -214,6 +214,18 @@ def test_stats_count_english_prose_in_japanese_notebooks_and_japanese_in_english
     assert "notebooks/ja/x.ipynb  English prose     54  Japanese     17" in capsys.readouterr().out
 
 
+def test_stats_read_a_parameters_papermill_type_as_code(repo):
+    japanese = good_notebook("notebooks/ja/x.ipynb")
+    japanese.cells[0].source = "# テスト"
+    japanese.cells[1].source = (
+        "subset = None  # type: int|None  subset の枚数\n"
+        "overwrite = False  # type: bool  True: run_dir を置き換えます\n"
+        "epochs = 20  # type: int  passes over the pictures"
+    )
+    problems_of(repo, japanese, "notebooks/ja/x.ipynb")
+    assert check_notebooks.language_stats()["notebooks/ja/x.ipynb"][0] == len("passes over the pictures")
+
+
 # --- the glossary rule: variants docs/glossary.md rules out, in the source's Japanese --------
 
 SOURCE_BAD = "notebooks/source/bad.ipynb"

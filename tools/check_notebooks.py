@@ -316,6 +316,8 @@ NOT_PROSE = re.compile(
 )
 #: English prose: three or more Latin words in a row (a name such as "Google Colab" is not).
 ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,.;:!?()]+[A-Za-z][A-Za-z'’-]*){2,}")
+#: A parameter's papermill type at the start of its comment (``# type: int|None  ...``): code, not prose.
+TYPE_COMMENT = re.compile(r"^\s*type:\s*\S+")
 
 
 def readable_text(cell):
@@ -323,7 +325,9 @@ def readable_text(cell):
     text = source(cell)
     if cell["cell_type"] == "code":
         text = "\n".join(
-            line.split("#", 1)[1] for line in text.splitlines() if "#" in line and "# @" not in line
+            TYPE_COMMENT.sub(" ", line.split("#", 1)[1])
+            for line in text.splitlines()
+            if "#" in line and "# @" not in line
         )
     return NOT_PROSE.sub(" ", text)
 
