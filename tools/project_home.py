@@ -2,7 +2,7 @@
 """The project's home, one address: ``vggcifar.REPOSITORY``; every link and install follows it.
 
 The notebooks' "Run in Google Colab" and "View source on GitHub" links, their install
-cell (``PROJECT_HOME = ...``), the README's Colab links, ``pyproject.toml``'s Homepage and
+cell (``PROJECT_HOME = ...``), the Colab links of the README and the teacher's guides, ``pyproject.toml``'s Homepage and
 ``CITATION.cff``'s repository-code
 all carry the address of the GitHub repository. They are written from the one setting,
 ``REPOSITORY`` in ``vggcifar/__init__.py``:
@@ -60,6 +60,11 @@ def _rewrite_links(text, home, relative):
     return LINK.sub(lambda m: f'href="{expected["colab" if "colab." in m.group(1) else "github"]}"', text)
 
 
+def linked_pages():
+    """The pages with Colab links to the notebooks: the README and the teacher's guides."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("teaching*.md"))]
+
+
 def _rewrite_readme_links(text, home):
     def fix(match):
         path = match.group(1).split(f"/blob/{BRANCH}/", 1)[-1]
@@ -90,9 +95,10 @@ def problems(home=None):
             for line in INSTALL_LINE.findall(cell.source) if cell.cell_type == "code" else []:
                 if line != f'PROJECT_HOME = "{home}"':
                     found.append(f"{relative}: install cell has {line}, expected {home}")
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    if _rewrite_readme_links(readme, home) != readme:
-        found.append(f"README.md: Colab links do not point at {home}")
+    for page in linked_pages():
+        text = page.read_text(encoding="utf-8")
+        if _rewrite_readme_links(text, home) != text:
+            found.append(f"{page.relative_to(REPO).as_posix()}: Colab links do not point at {home}")
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     if f'Homepage = "{home}"' not in pyproject:
         found.append(f"pyproject.toml: Homepage is not {home}")
@@ -117,8 +123,8 @@ def set_home(home):
             else:
                 cell.source = INSTALL_LINE.sub(f'PROJECT_HOME = "{home}"', cell.source)
         nbformat.write(notebook, path)
-    readme = REPO / "README.md"
-    readme.write_text(_rewrite_readme_links(readme.read_text(encoding="utf-8"), home), encoding="utf-8")
+    for page in linked_pages():
+        page.write_text(_rewrite_readme_links(page.read_text(encoding="utf-8"), home), encoding="utf-8")
     pyproject = REPO / "pyproject.toml"
     pyproject.write_text(
         re.sub(
