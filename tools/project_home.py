@@ -3,7 +3,8 @@
 
 The notebooks' "Run in Google Colab" and "View source on GitHub" links, their install
 cell (``PROJECT_HOME = ...``), the Colab links of the README and the teacher's guides,
-``pyproject.toml``'s Homepage and ``CITATION.cff``'s repository-code all carry the address of the GitHub repository. They are written from the one setting,
+``pyproject.toml``'s Homepage and ``CITATION.cff``'s repository-code all carry the
+address of the GitHub repository. They are written from the one setting,
 ``REPOSITORY`` in ``vggcifar/__init__.py``:
 
     python tools/project_home.py                 # check: exit 1 and list what is out of step
