@@ -25,7 +25,11 @@ class StandIn:
 
     def __call__(self, notebook, target, parameters, indent=""):
         self.calls.append((Path(notebook).stem, dict(parameters)))
-        assert Path(notebook).parent.name == "notebooks" and Path(target).parent.name == "notebooks"
+        # the English set by default (VGGCIFAR_LANGUAGE unset); the executed copies in <run>/notebooks/
+        assert (
+            Path(notebook).parent.parts[-2:] == ("notebooks", "en")
+            and Path(target).parent.name == "notebooks"
+        )
         if parameters.get("batch_size") in self.interrupt:
             self.interrupt.clear()  # only the first time
             raise KeyboardInterrupt
@@ -248,7 +252,7 @@ def test_relative_paths_are_taken_from_where_the_command_runs(article_calls, tmp
     assert parameters["data"] == str(tmp_path / "pictures")
     assert parameters["data_cache"] == str(tmp_path / "cache")
     assert parameters["run_dir"] == str(tmp_path / "run")
-    assert Path(cwd).name == "notebooks"  # where a relative path would otherwise be looked for
+    assert Path(cwd).parts[-2:] == ("notebooks", "en")  # where a relative path would otherwise be looked for
 
 
 def test_a_sweep_of_notebook_06_compares_the_named_recipes(tmp_path):
@@ -269,3 +273,13 @@ def test_a_sweep_of_notebook_06_compares_the_named_recipes(tmp_path):
         sweeps.run_sweep(
             [{"recipe": "fast"}], tmp_path / "other", chain=["06_improvements"], execute=StandIn()
         )
+
+
+def test_the_japanese_notebooks_sweep_the_japanese_set(monkeypatch):
+    """08 in Japanese sets VGGCIFAR_LANGUAGE=ja: its sweep runs notebooks/ja/, as does --language ja."""
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "ja")
+    notebooks, _ = sweeps.plan([{"epochs": 1}], ("03_training", "04_plots"))
+    assert [n.parent.parts[-2:] for n in notebooks] == [("notebooks", "ja")] * 2
+    monkeypatch.setenv("VGGCIFAR_LANGUAGE", "fr")
+    with pytest.raises(ParameterError, match="VGGCIFAR_LANGUAGE='fr' is not a language"):
+        sweeps.plan([{"epochs": 1}], ("03_training",))
