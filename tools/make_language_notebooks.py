@@ -39,11 +39,11 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from project_home import _rewrite_links, current_home  # noqa: E402
+import project_home  # noqa: E402  (the badges' links)
 
+#: This repository: the generator writes and checks its own notebooks, wherever a caller
+#: points project_home (tools/check_notebooks.py's tests check notebooks in a scratch folder).
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
-SOURCE = NOTEBOOKS / "source"
 LANGUAGES = ("en", "ja")
 MARKER = "<!-- ja -->"
 JA_LINE = re.compile(r"^(\s*)#ja\| ?(.*)$")
@@ -60,13 +60,28 @@ class SourceError(Exception):
     """A source cell the generator cannot split (the message names the notebook and cell)."""
 
 
+def notebooks_folder():
+    """The repository's ``notebooks/``."""
+    return REPO / "notebooks"
+
+
+def notebooks_in(folder):
+    """The notebooks under ``folder``, subfolders included (not Jupyter's checkpoints)."""
+    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
 def source_paths():
-    """Every source notebook, solutions included (not Jupyter's checkpoints)."""
-    return sorted(p for p in SOURCE.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    """Every source notebook, solutions included."""
+    return notebooks_in(notebooks_folder() / "source")
 
 
 def target_path(source, language):
-    return NOTEBOOKS / language / source.relative_to(SOURCE)
+    return notebooks_folder() / language / source.relative_to(notebooks_folder() / "source")
+
+
+def shown(path):
+    """``path`` as the messages name it: relative to the repository."""
+    return path.relative_to(REPO).as_posix()
 
 
 def split_markdown(text, where):
@@ -126,63 +141,74 @@ def split_code(text, where):
 
 def language_notebooks(path, home=None):
     """``{"en": notebook, "ja": notebook}`` written from the source notebook at ``path``."""
-    home = home or current_home()
+    home = home or project_home.current_home()
     source = nbformat.read(path, as_version=4)
     written = {}
     for language in LANGUAGES:
         notebook = copy.deepcopy(source)
-        relative = target_path(path, language).relative_to(REPO).as_posix()
+        relative = shown(target_path(path, language))
         for cell in notebook.cells:
-            where = f"{path.relative_to(REPO)}, cell {cell.get('id')!r}"
+            where = f"{shown(path)}, cell {cell.get('id')!r}"
             if cell.cell_type == "markdown":
-                cell.source = _rewrite_links(split_markdown(cell.source, where)[language], home, relative)
+                text = split_markdown(cell.source, where)[language]
+                cell.source = project_home.rewrite_links(text, home, relative)
             elif cell.cell_type == "code":
                 cell.source = split_code(cell.source, where)[language]
-        notebook.metadata["vggcifar"] = {"language": language, "source": path.relative_to(REPO).as_posix()}
+        notebook.metadata["vggcifar"] = {"language": language, "source": shown(path)}
         written[language] = notebook
     return written
 
 
+def planned(home=None):
+    """``[(source, target, text)]``: every language notebook and the text it must hold.
+
+    Raises :class:`SourceError` for a source cell that cannot be split.
+    """
+    return [
+        (path, target_path(path, language), nbformat.writes(notebook) + "\n")
+        for path in source_paths()
+        for language, notebook in language_notebooks(path, home).items()
+    ]
+
+
+def leftovers(expected):
+    """Notebooks in ``en/`` or ``ja/`` that no source writes (its source was removed or renamed)."""
+    return [
+        target
+        for language in LANGUAGES
+        for target in notebooks_in(notebooks_folder() / language)
+        if target not in expected
+    ]
+
+
 def problems(home=None):
     """The written notebooks that are missing, out of step or left over, as lines (empty: all in step)."""
-    found, expected = [], set()
-    for path in source_paths():
-        try:
-            written = language_notebooks(path, home)
-        except SourceError as error:
-            found.append(str(error))
-            continue
-        for language, notebook in written.items():
-            target = target_path(path, language)
-            expected.add(target)
-            if not target.exists():
-                found.append(f"{target.relative_to(REPO)} is missing")
-            elif target.read_text(encoding="utf-8") != nbformat.writes(notebook) + "\n":
-                found.append(f"{target.relative_to(REPO)} is out of step with {path.relative_to(REPO)}")
-    for language in LANGUAGES:
-        for target in sorted((NOTEBOOKS / language).rglob("*.ipynb")):
-            if target not in expected and ".ipynb_checkpoints" not in target.parts:
-                found.append(f"{target.relative_to(REPO)} has no source in notebooks/source/")
+    try:
+        plan = planned(home)
+    except SourceError as error:
+        return [str(error)]
+    found = []
+    for path, target, text in plan:
+        if not target.exists():
+            found.append(f"{shown(target)} is missing")
+        elif target.read_text(encoding="utf-8") != text:
+            found.append(f"{shown(target)} is out of step with {shown(path)}")
+    found += [
+        f"{shown(target)} has no source in notebooks/source/" for target in leftovers({t for _, t, _ in plan})
+    ]
     return found
 
 
 def write(home=None):
     """Write every language notebook; remove those whose source is gone. Return the count written."""
-    count, expected = 0, set()
-    for path in source_paths():
-        for language, notebook in language_notebooks(path, home).items():
-            target = target_path(path, language)
+    plan = planned(home)
+    for _, target, text in plan:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.parent.mkdir(parents=True, exist_ok=True)
-            text = nbformat.writes(notebook) + "\n"
-            expected.add(target)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                target.write_text(text, encoding="utf-8")
-            count += 1
-    for language in LANGUAGES:
-        for target in (NOTEBOOKS / language).rglob("*.ipynb"):
-            if target not in expected and ".ipynb_checkpoints" not in target.parts:
-                target.unlink()  # generated here, from a source that no longer exists
-    return count
+            target.write_text(text, encoding="utf-8")
+    for target in leftovers({t for _, t, _ in plan}):
+        target.unlink()  # generated here, from a source that no longer exists
+    return len(plan)
 
 
 def main(argv=None):

@@ -55,7 +55,7 @@ def _expected_notebook_links(home, relative):
     return {"colab": colab_link(home, relative), "github": github_link(home, relative)}
 
 
-def _rewrite_links(text, home, relative):
+def rewrite_links(text, home, relative):
     expected = _expected_notebook_links(home, relative)
     return LINK.sub(lambda m: f'href="{expected["colab" if "colab." in m.group(1) else "github"]}"', text)
 
@@ -119,7 +119,7 @@ def set_home(home):
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
-                cell.source = _rewrite_links(cell.source, home, relative)
+                cell.source = rewrite_links(cell.source, home, relative)
             else:
                 cell.source = INSTALL_LINE.sub(f'PROJECT_HOME = "{home}"', cell.source)
         nbformat.write(notebook, path)
