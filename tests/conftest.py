@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from pathlib import Path  # noqa: E402
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -84,6 +85,15 @@ status = open("/proc/self/status").read()
 out["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
 print("RESULT", json.dumps(out))
 """
+
+
+def epoch_of(pipeline):
+    """One epoch of ``make_pipeline``'s batches as NumPy pairs, whichever feeder made them."""
+    if isinstance(pipeline, keras.utils.PyDataset):
+        batches = [pipeline[i] for i in range(len(pipeline))]
+        pipeline.on_epoch_end()  # what fit does after each epoch
+        return batches
+    return [(np.asarray(x), np.asarray(y)) for x, y in pipeline]
 
 
 def run_memory_limited(code, *args, limit=2**30, timeout=300):

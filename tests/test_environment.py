@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ENV, NARROW
+from conftest import ENV, NARROW, epoch_of
 from vggcifar.environment import (
     choose_precision,
     choose_strategy,
@@ -138,8 +138,7 @@ def test_pipeline_keeps_uint8_until_the_batch_and_shuffles_each_epoch():
     x = np.arange(20, dtype="uint8").reshape(20, 1, 1, 1) * 10
     y = np.arange(20) % 4
     pipeline = make_pipeline(x, y, 4, batch_size=8, shuffle=True, seed=3)
-    first = [(bx.numpy(), by.numpy()) for bx, by in pipeline]
-    second = [(bx.numpy(), by.numpy()) for bx, by in pipeline]
+    first, second = epoch_of(pipeline), epoch_of(pipeline)
     assert [len(bx) for bx, _ in first] == [8, 8, 4]
     bx, by = first[0]
     assert bx.dtype == np.float32 and by.shape == (8, 4)
@@ -147,7 +146,7 @@ def test_pipeline_keeps_uint8_until_the_batch_and_shuffles_each_epoch():
     order = lambda batches: np.concatenate([b.reshape(-1) for b, _ in batches])  # noqa: E731
     np.testing.assert_allclose(sorted(order(first)), sorted(x.reshape(-1) / 255), rtol=1e-6)
     assert not np.array_equal(order(first), order(second))  # a new order every epoch
-    again = [bx.numpy() for bx, _ in make_pipeline(x, y, 4, 8, shuffle=True, seed=3)]
+    again = [bx for bx, _ in epoch_of(make_pipeline(x, y, 4, 8, shuffle=True, seed=3))]
     assert np.array_equal(np.concatenate(again).reshape(-1), order(first))  # seeded
 
 

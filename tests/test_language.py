@@ -17,7 +17,7 @@ from collections import namedtuple
 import pytest
 
 from conftest import NARROW
-from vggcifar import cifar, data, environment, files, runs, settings, training
+from vggcifar import backends, cifar, data, environment, files, runs, settings, training
 from vggcifar.language import VARIABLE, LanguageError, language, say
 from vggcifar.layout import RunFolderError
 from vggcifar.settings import ParameterError, check_params
@@ -185,9 +185,7 @@ def test_data_that_does_not_fit_in_japanese(ja):
 
 
 def test_the_environment_report_without_a_gpu(monkeypatch, capsys):
-    import tensorflow as tf
-
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(backends, "accelerators", lambda: backends.Accelerators())
     monkeypatch.delenv(VARIABLE, raising=False)
     environment.environment_report()
     english = capsys.readouterr().out.splitlines()
@@ -201,11 +199,8 @@ def test_the_environment_report_without_a_gpu(monkeypatch, capsys):
 
 
 def test_the_environment_report_with_a_gpu(monkeypatch, capsys):
-    import tensorflow as tf
-
-    gpu = namedtuple("PhysicalDevice", "name device_type")("/physical_device:GPU:0", "GPU")
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
-    monkeypatch.setattr(environment, "describe_device", lambda: "Tesla T4 (compute capability 7.5)")
+    t4 = backends.Accelerators(gpus=[("Tesla T4", (7, 5))])
+    monkeypatch.setattr(backends, "accelerators", lambda: t4)
     monkeypatch.delenv(VARIABLE, raising=False)
     environment.environment_report()
     assert capsys.readouterr().out.splitlines()[-1] == "GPU: Tesla T4 (compute capability 7.5)"
@@ -434,3 +429,15 @@ def test_notebook_07s_inputs_in_japanese(ja, tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         saving.check_model_file(tmp_path / "model.keras")
     assert_japanese(str(caught.value), "model_path", "model.keras")
+
+
+def test_the_environment_report_on_a_tpu_names_it_instead_of_asking_for_a_gpu(monkeypatch, capsys):
+    """Colab's TPU runtime: no GPU, but no "No GPU found" either."""
+    monkeypatch.setattr(backends, "accelerators", lambda: backends.Accelerators(tpu_cores=8))
+    monkeypatch.delenv(VARIABLE, raising=False)
+    report = environment.environment_report()
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("TPU: TPU (8 cores, Keras on ") and report["gpus"] == []
+    monkeypatch.setenv(VARIABLE, "ja")
+    environment.environment_report()
+    assert_japanese(capsys.readouterr().out.splitlines()[-1], "TPU", "8 cores")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import NARROW, TRAINED_RUN_PARAMS, write_image_folder
-from vggcifar import runs
+from vggcifar import backends, runs
 from vggcifar.data import DataError, make_synthetic
 from vggcifar.model import build_vgg16
 from vggcifar.runs import RunFolder
@@ -94,7 +94,8 @@ def test_run_folder_records_params_setup_metrics_and_model(trained_run):
     environment = runs.read_json(run_dir / runs.ENVIRONMENT)
     assert set(environment) >= {
         "python",
-        "tensorflow",
+        "backend",
+        backends.backend(),  # the framework's version, e.g. "tensorflow": "2.21.0"
         "keras",
         "numpy",
         "device",

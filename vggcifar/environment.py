@@ -6,19 +6,23 @@
   (A100, L4, H100: bfloat16 has float32's range, so no loss scaling is needed),
   ``mixed_float16`` on compute capability 7.x (T4, V100: tensor cores for float16
   only; Keras then scales the loss, because small float16 gradients would round to
-  zero), ``mixed_bfloat16`` on TPUs and on CPUs with AMX (Intel's matrix units, which
-  compute bfloat16), ``float32`` elsewhere. A CPU with AVX512-BF16 but no AMX keeps
+  zero), ``mixed_bfloat16`` on TPUs and, with TensorFlow, on CPUs with AMX (Intel's
+  matrix units, which compute bfloat16), ``float32`` elsewhere. A CPU with AVX512-BF16 but no AMX keeps
   float32: there, measured, mixed bfloat16 trained 17% slower than float32
   (bench/README.md). The notebooks set the choice as Keras' global policy
   (``keras.mixed_precision.set_global_policy``) before they build the model, so the
   model's own policy is the mixed one and ``compile`` wraps the optimizer in a
   ``LossScaleOptimizer`` where float16 needs it.
-* :func:`choose_strategy` — ``"auto"`` picks TPUStrategy on a TPU, MirroredStrategy
-  when more than one GPU is visible, and the default (one device) otherwise.
-  ``batch_size`` is always the *global* batch: with two GPUs and batch_size 64,
-  each GPU gets 32 pictures per step.
-* :func:`seed_everything` — Python's, NumPy's and TensorFlow's random numbers seeded,
-  optionally with TensorFlow's deterministic ops.
+* :func:`choose_strategy` — ``"auto"`` spreads each batch over the devices on a TPU
+  or when more than one GPU is visible, and uses one device otherwise: TensorFlow's
+  TPUStrategy or MirroredStrategy, JAX's ``keras.distribution.DataParallel``
+  (:mod:`vggcifar.backends`). ``batch_size`` is always the *global* batch: with two
+  GPUs and batch_size 64, each GPU gets 32 pictures per step.
+* :func:`seed_everything` — Python's, NumPy's and the backend's random numbers seeded,
+  optionally with deterministic ops.
+
+Every function asks the Keras backend in use (TensorFlow, JAX or PyTorch), so they
+answer the same way on Colab's GPU runtime (TensorFlow) and its TPU runtime (JAX).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import os
 import platform
 from pathlib import Path
 
+from . import backends
 from .language import say
-from .settings import check_params
+from .settings import ParameterError, check_params
 
 GPU_HINT = (
     "No GPU found: training will be slow (on a 2-core CPU an epoch of all 50,000 "
@@ -48,30 +53,31 @@ DRIVE_ROOT = "/content/drive"
 
 
 def environment_report(show=True):
-    """Python, TensorFlow, Keras and NumPy versions and the GPUs TensorFlow sees."""
+    """Python, the framework under Keras (TensorFlow, JAX or PyTorch), Keras, NumPy and the accelerators."""
     import keras
     import numpy
-    import tensorflow as tf
 
-    gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+    label, version = backends.framework()
+    found = backends.accelerators()
     report = {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "backend": backends.backend(),
+        backends.backend(): version,
         "keras": keras.__version__,
         "numpy": numpy.__version__,
-        "gpus": gpus,
-        "device": describe_device(),
+        "gpus": [name for name, _ in found.gpus],
+        "device": describe_device(found),
     }
     if show:
         print(
-            f"Python {report['python']}  TensorFlow {report['tensorflow']}  "
-            f"Keras {report['keras']}  NumPy {report['numpy']}"
+            f"Python {report['python']}  {label} {version}  Keras {report['keras']}  NumPy {report['numpy']}"
         )
-        print(
-            say(en=f"GPU: {report['device']}", ja=f"GPU を使います: {report['device']}")
-            if gpus
-            else gpu_hint()
-        )
+        if found.gpus:
+            print(say(en=f"GPU: {report['device']}", ja=f"GPU を使います: {report['device']}"))
+        elif found.tpu_cores:
+            print(say(en=f"TPU: {report['device']}", ja=f"TPU を使います: {report['device']}"))
+        else:
+            print(gpu_hint())
     return report
 
 
@@ -80,21 +86,18 @@ def gpu_hint():
     return say(en=GPU_HINT, ja=GPU_HINT_JA)
 
 
-def describe_device():
+def describe_device(found=None):
     """One line: the GPUs with their compute capability, the TPU, or the CPU."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+    found = backends.accelerators() if found is None else found
+    if found.gpus:
         return ", ".join(
-            f"{d.get('device_name', 'GPU')} (compute capability "
-            f"{'.'.join(map(str, d.get('compute_capability', ('?',))))})"
-            for d in details
+            f"{name} (compute capability {'.'.join(map(str, capability))})" for name, capability in found.gpus
         )
-    if _tpu_present():
-        return "TPU"
-    return f"CPU ({os.cpu_count()} cores{', bfloat16' if cpu_has_bfloat16() else ''})"
+    if found.tpu_cores:
+        cores = f"{found.tpu_cores} core{'s' if found.tpu_cores > 1 else ''}"
+        return f"TPU ({cores}, Keras on {backends.framework()[0]})"
+    bfloat16 = ", bfloat16" if cpu_has_bfloat16() and backends.on_tensorflow() else ""
+    return f"CPU ({os.cpu_count()} cores{bfloat16})"
 
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
@@ -132,13 +135,11 @@ def choose_precision(precision="auto"):
     precision = check_params(precision=precision)["precision"]
     if precision != "auto":
         return precision
-    import tensorflow as tf
-
-    capabilities = [
-        tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
-        for gpu in tf.config.list_physical_devices("GPU")
-    ]
-    return pick_precision(capabilities, _tpu_present(), cpu_has_bfloat16())
+    found = backends.accelerators()
+    # AMX's gain was measured through oneDNN, TensorFlow's CPU kernels; on JAX's and
+    # PyTorch's CPU code it is not, so there the CPU keeps float32.
+    cpu_bfloat16 = backends.on_tensorflow() and cpu_has_bfloat16()
+    return pick_precision([capability for _, capability in found.gpus], found.tpu_cores > 0, cpu_bfloat16)
 
 
 @contextlib.contextmanager
@@ -166,42 +167,32 @@ def pick_strategy_kind(tpu, gpu_count):
 
 
 def choose_strategy(strategy="auto"):
-    """A ``tf.distribute`` strategy; build and compile the model inside its ``scope()``."""
+    """The strategy to build and compile the model in (its ``scope()``); see :mod:`vggcifar.backends`."""
     strategy = check_params(strategy=strategy)["strategy"]
-    import tensorflow as tf
-
     kind = strategy
     if strategy == "auto":
-        kind = pick_strategy_kind(_tpu_present(), len(tf.config.list_physical_devices("GPU")))
-    if kind == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    if kind == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.get_strategy()
+        found = backends.accelerators()
+        kind = pick_strategy_kind(found.tpu_cores > 0, len(found.gpus))
+    if kind != "default" and backends.backend() == "torch":
+        raise ParameterError(
+            say(
+                en=f"strategy={strategy!r} needs TensorFlow or JAX: Keras trains on one device with PyTorch; "
+                "use 'default' or 'auto'",
+                ja=f"strategy={strategy!r} には TensorFlow か JAX が必要です。PyTorch では Keras は 1 台の"
+                "デバイスで学習します。'default' か 'auto' を指定してください",
+            )
+        )
+    return backends.make_strategy(kind)
 
 
 def accelerator_present():
-    """True when TensorFlow sees a GPU or a TPU."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_logical_devices("GPU")) or _tpu_present()
-
-
-def _tpu_present():
-    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
-        return True
-    import tensorflow as tf
-
-    return bool(tf.config.list_logical_devices("TPU"))
+    """True when the Keras backend sees a GPU or a TPU."""
+    found = backends.accelerators()
+    return bool(found.gpus or found.tpu_cores)
 
 
 def seed_everything(seed, deterministic=False):
-    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TensorFlow's ops repeatable.
+    """Seed Python, NumPy and the backend; ``deterministic`` also makes its ops repeatable.
 
     Deterministic ops can be slower, and once switched on they stay on for the session.
     """
@@ -209,9 +200,7 @@ def seed_everything(seed, deterministic=False):
 
     keras.utils.set_random_seed(seed)
     if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        backends.make_ops_deterministic()
 
 
 def mount_drive_if_needed(run_dir, name="run_dir"):

@@ -48,6 +48,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from . import backends
 from .settings import ARTICLE_RECIPE, IMPROVED_RECIPE, OPTIMIZERS, SCHEDULES, augments, check_recipe
 
 __all__ = [
@@ -133,8 +134,47 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=N
     and a grey ``cutout`` x ``cutout`` square hidden somewhere. ``size`` (the recipe's
     ``small_crops``) then cuts a random ``size`` x ``size`` window out of each picture.
     ``seed`` (two integers) fixes the randomness, so a seeded run is repeatable.
-    Always a tensor, even with every change off (notebook 06 shows ``.numpy()`` of it).
+
+    A NumPy array comes back as a NumPy array, computed with NumPy (the input of JAX
+    and PyTorch, and notebook 06's grid); a TensorFlow tensor, as inside a ``tf.data``
+    pipeline, comes back as a tensor, computed with TensorFlow. The two draw their
+    random numbers differently, so one seed gives other pictures in each.
     """
+    if isinstance(pictures, np.ndarray):
+        return _augment_with_numpy(pictures, seed, flip, crop_padding, cutout, size)
+    return _augment_with_tensorflow(pictures, seed, flip, crop_padding, cutout, size)
+
+
+def _augment_with_numpy(pictures, seed, flip, crop_padding, cutout, size):
+    random = np.random.default_rng(np.asarray(seed, dtype=np.int64).astype(np.uint64).tolist())
+    n, height, width = pictures.shape[:3]
+    if flip:
+        mirror = random.random(n) < 0.5
+        pictures = np.where(mirror[:, None, None, None], pictures[:, :, ::-1], pictures)
+    if crop_padding:
+        p = crop_padding
+        padded = np.pad(pictures, [(0, 0), (p, p), (p, p), (0, 0)], mode="reflect")
+        pictures = _numpy_windows(padded, random.integers(0, 2 * p + 1, (n, 2)), height, width)
+    if cutout:
+        corner = random.integers(-(cutout // 2), max(height, width) - cutout // 2, (n, 2))
+        inside_rows = _between(np.arange(height)[None, :], corner[:, :1], cutout)
+        inside_cols = _between(np.arange(width)[None, :], corner[:, 1:], cutout)
+        hidden = inside_rows[:, :, None] & inside_cols[:, None, :]
+        pictures = np.where(hidden[..., None], np.asarray(128, pictures.dtype), pictures)
+    if size and (size < height or size < width):
+        corner = random.integers(0, [height - size + 1, width - size + 1], (n, 2))
+        pictures = _numpy_windows(pictures, corner, size, size)
+    return pictures
+
+
+def _numpy_windows(pictures, corner, height, width):
+    """From each picture, the ``height`` x ``width`` window whose top-left pixel is its row of ``corner``."""
+    rows = corner[:, :1] + np.arange(height)[None, :]  # (n, height) rows to keep
+    cols = corner[:, 1:] + np.arange(width)[None, :]
+    return pictures[np.arange(len(pictures))[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _augment_with_tensorflow(pictures, seed, flip, crop_padding, cutout, size):
     import tensorflow as tf
 
     pictures = tf.convert_to_tensor(pictures)
@@ -147,7 +187,7 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=N
         p = crop_padding
         padded = tf.pad(pictures, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
         corner = tf.random.stateless_uniform([n, 2], seeds[1], 0, 2 * p + 1, dtype=tf.int32)
-        pictures = _windows(padded, corner, height, width)
+        pictures = _tensorflow_windows(padded, corner, height, width)
     if cutout:
         corner = tf.random.stateless_uniform(
             [n, 2], seeds[2], -(cutout // 2), max(height, width) - cutout // 2, dtype=tf.int32
@@ -160,15 +200,15 @@ def augment_batch(pictures, seed, *, flip=True, crop_padding=4, cutout=0, size=N
         size_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
         corner = tf.random.stateless_uniform([n, 2], size_seed, 0, 2**30, dtype=tf.int32)
         corner = corner % tf.constant([[height - size + 1, width - size + 1]])
-        pictures = _windows(pictures, corner, size, size)
+        pictures = _tensorflow_windows(pictures, corner, size, size)
     return pictures
 
 
-def _windows(pictures, corner, height, width):
-    """From each picture, the ``height`` x ``width`` window whose top-left pixel is its row of ``corner``."""
+def _tensorflow_windows(pictures, corner, height, width):
+    """:func:`_numpy_windows` in TensorFlow, for ``tf.data``."""
     import tensorflow as tf
 
-    rows = corner[:, :1] + tf.range(height)[None, :]  # (n, height) rows to keep
+    rows = corner[:, :1] + tf.range(height)[None, :]
     cols = corner[:, 1:] + tf.range(width)[None, :]
     return tf.gather(tf.gather(pictures, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
 
@@ -199,14 +239,24 @@ def make_augmenter(recipe, size=None):
     return augment
 
 
-def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None):
-    """A ``tf.data`` pipeline of (float32 pictures / 255, one-hot labels) batches, for augmentation.
+def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None, feeder=None):
+    """Batches of (float32 pictures / 255, one-hot labels) for ``fit``, for augmentation.
 
     The pictures stay uint8 until a batch is taken. ``augment(pictures, seed)`` (see
     :func:`make_augmenter`) changes each uint8 batch first, with a new seed for every
     batch and epoch. It runs here rather than as layers inside the model: Keras' random
     layers would keep XLA from compiling the model on GPUs.
+
+    ``feeder`` says who makes the batches: ``"tf.data"`` (a ``tf.data`` pipeline, which
+    prepares batches on other CPU cores while the model trains) or ``"numpy"``
+    (:class:`PictureBatches`, a ``keras.utils.PyDataset``, which needs no TensorFlow).
+    Left at None it follows the Keras backend: ``tf.data`` on TensorFlow, NumPy on JAX
+    and PyTorch, where TensorFlow may be missing (Colab's TPU runtime) and, where it is
+    installed, would claim GPU memory beside the backend's own.
     """
+    feeder = feeder or ("tf.data" if backends.on_tensorflow() else "numpy")
+    if feeder == "numpy":
+        return PictureBatches(x, y, num_classes, batch_size, shuffle=shuffle, seed=seed, augment=augment)
     import tensorflow as tf
 
     pipeline = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, dtype="int32")))
@@ -224,3 +274,43 @@ def make_pipeline(x, y, num_classes, batch_size, shuffle=False, seed=0, augment=
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+class PictureBatches(keras.utils.PyDataset):
+    """:func:`make_pipeline`'s batches made with NumPy, for every Keras backend.
+
+    Epoch ``e``'s order is a permutation drawn from ``(seed, e)``, and batch ``i`` of it
+    is augmented with the seed ``(seed, e * len(self) + i)``: the same seed gives the
+    same batches, and every epoch other ones. Keras calls :meth:`on_epoch_end` after
+    each epoch; two threads prepare the next batches while the model trains.
+    """
+
+    def __init__(self, x, y, num_classes, batch_size, shuffle=False, seed=0, augment=None):
+        super().__init__(workers=2, max_queue_size=4)
+        self.x, self.y = x, np.asarray(y, dtype="int64")
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.shuffle, self.seed, self.augment = shuffle, seed, augment
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self):
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)  # where a plain `for` loop over one epoch stops
+        take = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        pictures = self.x[take]
+        if self.augment is not None:
+            pictures = np.asarray(self.augment(pictures, [self.seed, self.epoch * len(self) + index]))
+        labels = np.eye(self.num_classes, dtype="float32")[self.y[take]]
+        return pictures.astype("float32") / 255.0, labels
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self._order()

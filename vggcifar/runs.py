@@ -49,6 +49,7 @@ from pathlib import Path
 
 import keras
 
+from .backends import strategy_record
 from .environment import environment_report
 from .files import (
     TEMPORARY_PREFIX,
@@ -332,12 +333,7 @@ def describe_setup(model):
 
 
 def _precision_and_strategy(model):
-    strategy = model.distribute_strategy
-    return {
-        "precision": model.dtype_policy.name,
-        "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
-    }
+    return {"precision": model.dtype_policy.name, **strategy_record(model)}
 
 
 # --- reading and writing the folder -----------------------------------------------------

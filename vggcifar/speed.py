@@ -34,7 +34,9 @@ import keras
 import numpy as np
 from keras import layers
 
+from . import backends
 from .environment import accelerator_present, precision_policy
+from .language import say
 from .model import build_vgg16
 from .settings import SPEEDUPS, check_params
 
@@ -49,8 +51,24 @@ _APPLIED = "_vggcifar_speedup"  # marks a layer or optimizer that is already swa
 
 
 def speedups_enabled(speedups="auto"):
-    """True where the speed-ups should run: ``"auto"`` means no GPU and no TPU in sight."""
+    """True where the speed-ups should run: ``"auto"`` means no GPU and no TPU in sight.
+
+    They are TensorFlow's kernels, so on JAX and PyTorch they stay off; asked for there
+    (``True``), they say so once and Keras' own code trains the same model.
+    """
     speedups = check_params(speedups=speedups)["speedups"]
+    if not backends.on_tensorflow():
+        if speedups is True:
+            print(
+                say(
+                    en=f"speedups=True: the CPU speed-ups are TensorFlow's kernels, and Keras runs on "
+                    f"{backends.framework()[0]} here; Keras' own code trains the same model.",
+                    ja=f"speedups=True: CPU 高速化は TensorFlow のカーネルを使いますが、ここでは Keras "
+                    f"が {backends.framework()[0]} で動いています。同じモデルを Keras 自身のコードで"
+                    "学習します。",
+                )
+            )
+        return False
     return not accelerator_present() if speedups == "auto" else speedups
 
 

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import keras
 
-# split_validation, pixels_to_float, seed_everything and make_pipeline live with their
-# step's work (data, environment, improvements); the notebooks import them from here too.
+from .backends import use_strategy
+from .curves import tensorboard_callback
+
+# split_validation, pixels_to_float, seed_everything, make_pipeline and tensorboard_callback live
+# with their step's work (data, environment, improvements, curves); the notebooks import them from here too.
 from .data import load_checked, one_hot, pixels_to_float, split_validation, stratified_split
 from .environment import (
     accelerator_present,
@@ -78,7 +81,8 @@ def use_parameters(namespace):
     first bad one). Then, where the notebook has them: Google Drive is mounted when
     ``run_dir`` or ``data_cache`` lie on it (Colab); ``seed`` (and ``deterministic``) seed
     the subset, the split and the starting weights; ``precision`` becomes Keras' global
-    dtype policy and ``strategy`` TensorFlow's global distribution strategy, so that a
+    dtype policy and ``strategy`` the backend's global distribution (TensorFlow's strategy,
+    JAX's ``keras.distribution``), so that a
     model built and compiled after this line takes both (what 03's "Going further"
     explains). Returns :func:`run_params` of the run parameters present, as ``params.json``
     records them, for ``RunFolder(run_dir, params)``.
@@ -95,11 +99,7 @@ def use_parameters(namespace):
     if "precision" in checked:
         keras.mixed_precision.set_global_policy(choose_precision(checked["precision"]))
     if "strategy" in checked:
-        import tensorflow as tf
-
-        strategy = choose_strategy(checked["strategy"])
-        if strategy is not tf.distribute.get_strategy():
-            tf.distribute.experimental_set_strategy(strategy)
+        use_strategy(choose_strategy(checked["strategy"]))
     return run_params(**{name: value for name, value in checked.items() if name in RUN_PARAMETERS})
 
 
@@ -192,7 +192,7 @@ def run_training(
         else:
             compile_recipe(model, recipe, epochs, -(-len(x_train) // batch_size))
     initial_epoch = run.resume(model)
-    board = keras.callbacks.TensorBoard(str(run.run_dir / LOGS))  # tensorboard --logdir <folder>
+    board = tensorboard_callback(run.run_dir / LOGS)  # tensorboard --logdir <folder>
     for size, last_epoch in parts + [(None, epochs)]:
         if size and last_epoch <= initial_epoch:
             continue  # that part is done (resumed after it)
