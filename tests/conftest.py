@@ -196,23 +196,29 @@ KERAS_ALONE = textwrap.dedent("""
             optimizer = getattr(optimizer, "inner_optimizer", optimizer)
             out[name + "_optimizer"] = type(optimizer).__name__ if optimizer is not None else None
         out[name] = model.predict(pictures, verbose=0).tolist()
+    out["backend"] = keras.backend.backend()
     print("RESULT", json.dumps(out))
 """)
 
 
-def load_with_keras_alone(paths, pictures, folder):
-    """Load each saved file in a Python where vggcifar cannot be imported; its predictions."""
+def load_with_keras_alone(paths, pictures, folder, python=sys.executable, backend=None):
+    """Load each saved file in a Python where vggcifar cannot be imported; its predictions.
+
+    ``python`` and ``backend`` (``KERAS_BACKEND``) load them in another environment:
+    on another Keras backend (tests/test_backends.py).
+    """
     np.save(folder / "pictures.npy", pictures)
+    env = ENV if backend is None else {**ENV, "KERAS_BACKEND": backend}
     result = subprocess.run(
         [
-            sys.executable,
+            python,
             "-c",
             KERAS_ALONE,
             json.dumps({k: str(v) for k, v in paths.items()}),
             str(folder / "pictures.npy"),
         ],
         cwd=folder,
-        env=ENV,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,

@@ -15,6 +15,8 @@ from conftest import run_memory_limited
 from vggcifar import cifar, data
 from vggcifar.data import DataError, load_data
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def write_batches(folder, per_batch=3, seed=0):
     """A cifar-10-batches-py/ folder with the official file names, small batches of random pictures."""

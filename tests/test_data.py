@@ -9,6 +9,8 @@ from vggcifar import data
 from vggcifar.data import DataError, load_data
 from vggcifar.settings import ParameterError
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def test_synthetic_has_cifar10_shapes_and_balanced_classes():
     dataset = data.make_synthetic(per_class=30, test_per_class=6, seed=1)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ENV, NARROW, epoch_of
+from vggcifar import backends
 from vggcifar.environment import (
     choose_precision,
     choose_strategy,
@@ -22,6 +23,8 @@ from vggcifar.environment import (
 from vggcifar.model import build_vgg16
 from vggcifar.settings import check_params
 from vggcifar.training import compile_like_article, make_pipeline
+
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +198,9 @@ def test_deterministic_runs_give_identical_histories(tmp_path):
 
 
 @pytest.mark.slow  # a fresh Python with two logical CPUs
+@pytest.mark.skipif(
+    not backends.on_tensorflow(), reason="TensorFlow's MirroredStrategy (JAX: test_backends.py)"
+)
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     out = run_python(f"""
         import json

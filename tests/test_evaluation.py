@@ -30,6 +30,8 @@ from vggcifar.plots import (  # noqa: E402
 )
 from vggcifar.saving import load_saved_model  # noqa: E402
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def test_confusion_matrix_of_a_hand_made_case():
     true = [0, 0, 0, 1, 1, 2, 2, 2, 2]

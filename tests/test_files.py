@@ -20,6 +20,8 @@ import pytest
 import lock_contender
 from vggcifar import files
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def no_signal(*args):
     raise AssertionError(f"a signal was sent: os.kill{args}")

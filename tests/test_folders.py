@@ -18,6 +18,9 @@ from vggcifar.data import load_data
 from vggcifar.evaluation import PictureError, read_picture
 from vggcifar.folders import MAX_DECODED_BYTES, MAX_FILE_BYTES, MAX_PIXELS, DataError
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 

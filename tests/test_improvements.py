@@ -20,6 +20,8 @@ from vggcifar.improvements import (
 from vggcifar.settings import ARTICLE_RECIPE, HOLDOUT_SHARE, IMPROVED_RECIPE, check_recipe, run_params
 from vggcifar.training import count_steps, make_pipeline, run_training, split_validation
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 # --- recipe settings ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from conftest import load_with_keras_alone
 from vggcifar import runs
@@ -13,6 +14,8 @@ from vggcifar.saving import save_article_files
 from vggcifar.settings import IMPROVED_RECIPE
 from vggcifar.speed import SpeedUps, speedups_applied
 from vggcifar.training import make_pipeline, pixels_to_float
+
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
 
 
 def test_saved_files_load_with_keras_alone_and_predict_the_same(tmp_path):

@@ -22,6 +22,9 @@ from vggcifar.language import VARIABLE, LanguageError, language, say
 from vggcifar.layout import RunFolderError
 from vggcifar.settings import ParameterError, check_params
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\u3000-\u303f\uff01-\uff5e〜]")
 #: Names that a Japanese sentence writes in Latin letters too.
 NAMES = {"Google", "Colab", "Keras", "TensorFlow", "NumPy", "Python", "GPU", "CPU", "JSON", "ID"}

@@ -4,6 +4,8 @@ import pytest
 
 from vggcifar.model import ARTICLE_PARAMS, VGG16_BLOCKS, build_vgg16, count_params
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 @pytest.fixture(scope="module")
 def article_model():

@@ -12,6 +12,7 @@ import pytest
 
 import vggcifar
 from conftest import ENV, NOTEBOOKS, SMALL, load_with_keras_alone, parameters_of
+from vggcifar import backends
 from vggcifar.settings import ARTICLE, IMPROVED_RECIPE, QUICK_RECIPE, TRAINING, recipe_of, run_params
 
 NAMES = ["01_data", "02_model", "03_training", "04_plots", "05_saving"]  # the article's five steps
@@ -224,6 +225,7 @@ def prepared(tmp_path_factory):
     return folder, run_dir
 
 
+@pytest.mark.backends  # also on JAX without TensorFlow (.ci/run): 01 to 08, as on Colab's TPU runtime
 def test_every_notebook_runs_under_nbval(prepared):
     folder, run_dir = prepared
     result = subprocess.run(
@@ -247,6 +249,7 @@ def test_every_notebook_runs_under_nbval(prepared):
     # what 03, 04 and 05 leave in the run folder
     history = json.loads((run_dir / "history.json").read_text())
     assert history["epoch"] == [1]
+    assert json.loads((run_dir / "environment.json").read_text())["backend"] == backends.backend()
     for produced in (
         "params.json",
         "history.csv",

@@ -21,6 +21,9 @@ from vggcifar.runs import RunFolder, RunFolderError
 from vggcifar.settings import ParameterError
 from vggcifar.training import compile_like_article, ensure_finished_run, pixels_to_float
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 RUN = {"data": "synthetic", "epochs": 2}
 
 

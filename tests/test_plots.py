@@ -17,6 +17,9 @@ from vggcifar.plots import (  # noqa: E402
     show_samples,
 )
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 SHARED_HISTORY = REPO.parent / "shared" / "article" / "article-history.json"
 
 

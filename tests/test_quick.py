@@ -30,6 +30,8 @@ from vggcifar.settings import (
 )
 from vggcifar.training import run_training
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def test_quick_recipe_is_valid_and_trains_the_articles_model():
     assert set(RECIPES) == {"article", "improved", "quick"}

@@ -17,6 +17,9 @@ from vggcifar.data import make_synthetic
 from vggcifar.runs import RunFolder
 from vggcifar.training import compile_like_article, pixels_to_float
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 WORKER = Path(__file__).with_name("resume_worker.py")
 STEPS = 3 * 3  # 3 epochs of 3 steps
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

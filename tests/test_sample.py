@@ -13,6 +13,8 @@ from vggcifar.data import DataError, load_data
 from vggcifar.folders import read_picture_folder
 from vggcifar.settings import ParameterError, check_params
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 @pytest.fixture(scope="module")
 def sample():

@@ -18,6 +18,9 @@ from vggcifar.saving import (
 from vggcifar.speed import SpeedUps
 from vggcifar.training import compile_like_article, pixels_to_float
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
+
 #: The article's kind of network, a few KB: the tests that are not about the article's sizes.
 TINY = {"blocks": ((1, 8),) * 5, "fc_units": 16}
 

@@ -16,6 +16,8 @@ from vggcifar.settings import (
     run_params,
 )
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def test_the_articles_settings():
     assert ARTICLE == {

@@ -22,6 +22,8 @@ from vggcifar.training import (
     training_time_note,
 )
 
+pytestmark = pytest.mark.backends  # also run on JAX without TensorFlow (.ci/run)
+
 
 def arrays(dataset):
     """The article's preparation: float32 pixels / 255, one-hot labels."""

@@ -8,7 +8,9 @@ callback), :mod:`~vggcifar.environment` (versions, GPU check, precision, strateg
 :mod:`~vggcifar.folders` and :mod:`~vggcifar.files` (reading pictures, writing files
 safely), :mod:`~vggcifar.language` (every message in English or Japanese, as the notebook's
 ``VGGCIFAR_LANGUAGE`` says); beyond the article :mod:`~vggcifar.improvements` and
-:mod:`~vggcifar.evaluation`; the opt-in CPU speed-ups, :mod:`~vggcifar.speed`; and
+:mod:`~vggcifar.evaluation`; the opt-in CPU speed-ups, :mod:`~vggcifar.speed`;
+:mod:`~vggcifar.backends` (what differs between Keras on TensorFlow, JAX and PyTorch) and
+:mod:`~vggcifar.curves` (TensorBoard's curves on each of them); and
 :mod:`~vggcifar.sweeps` with the command line :mod:`~vggcifar.cli`
 (``python -m vggcifar run`` / ``sweep``), which runs notebooks through
 :mod:`~vggcifar.runner` and finds them with :mod:`~vggcifar.locate` (shipped in the
@@ -29,6 +31,31 @@ __version__ = "0.1.0"
 
 #: Where the project lives; the notebooks' "Open in Colab" links point here.
 REPOSITORY = "https://github.com/vggcifar/vggcifar"
+
+
+def _choose_a_backend_without_tensorflow():
+    """Where TensorFlow is missing and nothing chose a backend, let Keras use JAX (or PyTorch).
+
+    Keras starts on TensorFlow unless ``KERAS_BACKEND`` or ``~/.keras/keras.json`` says
+    otherwise, and then fails to import where TensorFlow is not installed, as on a
+    machine that has only JAX. Nothing changes where TensorFlow is installed, where a
+    backend was chosen, or once Keras is imported (it reads the choice once).
+    """
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return
+    if importlib.util.find_spec("tensorflow") is not None:
+        return
+    config = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
+    try:
+        with open(config) as file:
+            if '"tensorflow"' not in file.read():
+                return  # keras.json names another backend (or none): Keras' own choice stands
+    except OSError:
+        pass
+    for backend in ("jax", "torch"):
+        if importlib.util.find_spec(backend) is not None:
+            os.environ["KERAS_BACKEND"] = backend
+            return
 
 
 def _import_tensorflow_quietly():
@@ -60,4 +87,5 @@ def _import_tensorflow_quietly():
         os.close(nowhere)
 
 
+_choose_a_backend_without_tensorflow()
 _import_tensorflow_quietly()

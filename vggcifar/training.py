@@ -14,11 +14,12 @@ from pathlib import Path
 
 import keras
 
-from .backends import use_strategy
+from .backends import strategy_record, use_strategy  # noqa: F401  (03 imports strategy_record from here)
 from .curves import tensorboard_callback
 
-# split_validation, pixels_to_float, seed_everything, make_pipeline and tensorboard_callback live
-# with their step's work (data, environment, improvements, curves); the notebooks import them from here too.
+# split_validation, pixels_to_float, seed_everything, make_pipeline, strategy_record and
+# tensorboard_callback live with their step's work (data, environment, improvements, backends,
+# curves); the notebooks import them from here too.
 from .data import load_checked, one_hot, pixels_to_float, split_validation, stratified_split
 from .environment import (
     accelerator_present,
