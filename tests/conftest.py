@@ -1,4 +1,5 @@
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,6 +31,11 @@ SMALL = {"data": "synthetic", "subset": 10, "seed": 0, "epochs": 1, "batch_size"
 #: about 8 CPU-s per first fit; this one about 3 (tests/test_model.py keeps the article's
 #: counts and shapes, tests/test_saving.py its file sizes).
 NARROW = {"blocks": ((1, 8),) * 5, "fc_units": 16}
+
+
+#: Test modules that import TensorFlow itself (the speed-ups are TensorFlow's kernels): not
+#: collected where it is missing, as in .venv-jax (the backend tier).
+collect_ignore = [] if importlib.util.find_spec("tensorflow") else ["test_speed.py"]
 
 
 def parameters_of(notebook):

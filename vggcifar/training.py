@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from .backends import strategy_record, use_strategy  # noqa: F401  (03 imports strategy_record from here)
+from .backends import on_tensorflow, replicas, strategy_record, use_strategy  # noqa: F401  (03 imports strategy_record from here)
 from .curves import tensorboard_callback
 
 # split_validation, pixels_to_float, seed_everything, make_pipeline, strategy_record and
@@ -52,6 +52,32 @@ def compile_like_article(model):
     """The article's compile: Adam with its default settings, categorical cross-entropy, accuracy."""
     model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def check_even_split(batch_size, pictures, devices):
+    """Where JAX spreads each batch over ``devices``, every batch must divide among them.
+
+    ``pictures`` maps each split's name to its number of pictures. TensorFlow's strategies
+    share out an uneven last batch; JAX's ``DataParallel`` cannot, and would stop inside
+    ``fit``. So this says it first, with the sizes that would work.
+    """
+    if on_tensorflow() or devices <= 1:
+        return
+    for split, count in pictures.items():
+        last = count % batch_size or batch_size
+        if last % devices:
+            raise ParameterError(
+                say(
+                    en=f"batch_size {batch_size} leaves a last {split} batch of {last} pictures, which "
+                    f"{devices} devices cannot share equally (JAX's DataParallel needs every batch to "
+                    f"divide by {devices}); choose a batch_size or subset that gives {count} pictures "
+                    f"batches divisible by {devices}, or strategy='default'",
+                    ja=f"batch_size {batch_size} では {split} の最後のバッチが {last} 枚になり、{devices} 台"
+                    f"のデバイスで等分できません(JAX の DataParallel では、どのバッチも {devices} で割り"
+                    f"切れる必要があります)。{count} 枚を {devices} で割り切れるバッチに分ける batch_size "
+                    "か subset を選ぶか、strategy='default' を指定してください",
+                )
+            )
 
 
 def count_steps(dataset, params):
@@ -186,39 +212,42 @@ def run_training(
     # The model (notebook 02), seeded, on the machine's precision and strategy, compiled.
     seed_everything(seed, record["deterministic"])
     distribution = choose_strategy(record["strategy"])
+    check_even_split(batch_size, {"training": len(x_train), "validation": len(x_val)}, replicas(distribution))
     with precision_policy(choose_precision(record["precision"])), distribution.scope():
         model = build_vgg16(dataset.input_shape, classes, **model_options(recipe))
         if recipe == ARTICLE_RECIPE:
             compile_like_article(model)
         else:
             compile_recipe(model, recipe, epochs, -(-len(x_train) // batch_size))
-    initial_epoch = run.resume(model)
-    board = tensorboard_callback(run.run_dir / LOGS)  # tensorboard --logdir <folder>
-    for size, last_epoch in parts + [(None, epochs)]:
-        if size and last_epoch <= initial_epoch:
-            continue  # that part is done (resumed after it)
-        augment = make_augmenter(recipe, size)
-        if augment is None:
-            training_data = {**arrays, "batch_size": batch_size}
-        else:
-            training_data = {
-                "x": make_pipeline(
-                    x_train, y_train, classes, batch_size, shuffle=True, seed=seed, augment=augment
-                ),
-                "shuffle": False,
-            }  # the pipeline shuffles, every epoch anew
-        if parts and size is None:  # compiled anew for whole pictures, with their fixed shape
-            model.make_train_function(force=True)
-        model.fit(
-            **training_data,
-            epochs=last_epoch,
-            initial_epoch=initial_epoch,
-            validation_data=validation_data,
-            validation_batch_size=batch_size,
-            callbacks=[run, board, SpeedUps(speedups)],
-            verbose=2,
-        )
-        initial_epoch = max(initial_epoch, last_epoch)
+    # JAX's DataParallel shards each batch only inside its scope, so fit runs there too.
+    with distribution.scope():
+        initial_epoch = run.resume(model)
+        board = tensorboard_callback(run.run_dir / LOGS)  # tensorboard --logdir <folder>
+        for size, last_epoch in parts + [(None, epochs)]:
+            if size and last_epoch <= initial_epoch:
+                continue  # that part is done (resumed after it)
+            augment = make_augmenter(recipe, size)
+            if augment is None:
+                training_data = {**arrays, "batch_size": batch_size}
+            else:
+                training_data = {
+                    "x": make_pipeline(
+                        x_train, y_train, classes, batch_size, shuffle=True, seed=seed, augment=augment
+                    ),
+                    "shuffle": False,
+                }  # the pipeline shuffles, every epoch anew
+            if parts and size is None:  # compiled anew for whole pictures, with their fixed shape
+                model.make_train_function(force=True)
+            model.fit(
+                **training_data,
+                epochs=last_epoch,
+                initial_epoch=initial_epoch,
+                validation_data=validation_data,
+                validation_batch_size=batch_size,
+                callbacks=[run, board, SpeedUps(speedups)],
+                verbose=2,
+            )
+            initial_epoch = max(initial_epoch, last_epoch)
     return model, dataset, run.history
 
 
