@@ -64,8 +64,8 @@ def test_weight_decay_becomes_half_as_much_keras_l2():
 
 def test_sgd_has_nesterov_momentum_and_adam_keeps_its_defaults():
     sgd, adam = make_optimizer("sgd", 0.1), make_optimizer("adam", 0.001)
-    assert type(sgd) is keras.optimizers.SGD and sgd.nesterov and sgd.momentum == 0.9
-    assert type(adam) is keras.optimizers.Adam and adam.beta_1 == 0.9
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    assert isinstance(adam, keras.optimizers.Adam) and adam.beta_1 == 0.9
 
 
 # --- schedules ----------------------------------------------------------------------

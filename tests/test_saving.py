@@ -64,7 +64,7 @@ def test_only_the_keras_file_keeps_the_optimizer_and_its_state(trained_model, tm
     save_article_files(model, tmp_path / "first")
     paths = save_article_files(model, tmp_path / "second")  # .keras after an .h5 save
     again = load_saved_model(paths["keras"])
-    assert type(again.optimizer) is keras.optimizers.Adam
+    assert isinstance(again.optimizer, keras.optimizers.Adam)
     assert int(again.optimizer.iterations) == int(model.optimizer.iterations) > 0
     for kept, original in zip(again.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(kept, original)  # Adam's moments, to continue training

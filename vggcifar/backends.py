@@ -168,6 +168,33 @@ def strategy_record(model):
     return {"strategy": type(distribution).__name__, "replicas": replicas(distribution)}
 
 
+#: Keras' PyTorch optimizers, each a subclass of a public optimizer of the same name.
+TORCH_OPTIMIZERS = ("adadelta", "adagrad", "adam", "adamax", "adamw", "lion", "nadam", "rmsprop", "sgd")
+
+
+def make_torch_optimizers_portable():
+    """Let a ``.keras`` file saved with its optimizer on PyTorch load on the other backends.
+
+    On PyTorch, ``keras.optimizers.Adam()`` is an instance of a PyTorch-only subclass, and
+    ``model.save`` records that subclass's module (``keras.src.backend.torch.optimizers.
+    torch_adam``). Loading the file where PyTorch is not installed then fails to import it
+    (Keras 3.15; TensorFlow's and JAX's optimizers are the public classes themselves).
+    Naming each subclass after the public module, ``keras.optimizers``, makes the file
+    record the public class, which every backend loads (and PyTorch turns into its
+    subclass again). Called when vggcifar is imported with the PyTorch backend.
+    """
+    for name in TORCH_OPTIMIZERS:
+        try:
+            module = importlib.import_module(f"keras.src.backend.torch.optimizers.torch_{name}")
+        except ImportError:  # a Keras release that moved them: files keep Keras' own naming
+            continue
+        for value in vars(module).values():
+            public = getattr(keras.optimizers, getattr(value, "__name__", ""), None)
+            is_subclass = isinstance(value, type) and isinstance(public, type) and issubclass(value, public)
+            if is_subclass and value is not public:
+                value.__module__ = "keras.optimizers"
+
+
 def make_ops_deterministic():
     """Repeatable results from run to run, at some cost in speed (``deterministic=True``).
 
@@ -183,3 +210,7 @@ def make_ops_deterministic():
         import torch
 
         torch.use_deterministic_algorithms(True)
+
+
+if backend() == "torch":
+    make_torch_optimizers_portable()
