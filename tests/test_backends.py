@@ -159,6 +159,20 @@ def test_jax_spreads_each_batch_over_two_host_devices(tmp_path):
         backends.accelerators = lambda: backends.Accelerators(tpu_cores=2)  # as on a TPU
         auto = environment.choose_strategy("auto")
         print("AUTO", type(auto).__name__, backends.replicas(auto))
+        # a last batch the two devices cannot share is refused before training, by name
+        from vggcifar.settings import ParameterError, check_batch_size
+        try:
+            vggcifar.training.run_training(
+                data="synthetic", subset=4, epochs=1, batch_size=7, precision="float32",
+                strategy="mirrored", run_dir=r"{tmp_path}/uneven")
+        except ParameterError as error:
+            print("UNEVEN", error)
+        backends.use_strategy(auto)  # as 03's setup line does: then its check_batch_size
+        check_batch_size(16, 40, 10)
+        try:
+            check_batch_size(16, 45, 10)
+        except ParameterError as error:
+            print("NOTEBOOK", error)
     """)
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -173,6 +187,12 @@ def test_jax_spreads_each_batch_over_two_host_devices(tmp_path):
     assert "EPOCHS [1, 2]" in result.stdout
     assert "3/3 - " in result.stdout  # 40 pictures in steps of 16: batch_size is the global batch
     assert "AUTO DataParallel 2" in result.stdout
+    # 40 training pictures in batches of 7 leave 5
+    assert "UNEVEN batch_size 7 leaves a last training batch of 5 pictures, which 2 devices" in result.stdout
+    assert not (tmp_path / "uneven" / "history.json").exists()  # refused before any training
+    assert (
+        "NOTEBOOK batch_size 16 leaves a last training batch of 13 pictures, which 2 devices" in result.stdout
+    )
 
 
 # --- the NumPy input pipeline -----------------------------------------------------------

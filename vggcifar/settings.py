@@ -400,11 +400,48 @@ def batch_too_large(batch_size, pictures):
     return say(en=BATCH_TOO_LARGE, ja=BATCH_TOO_LARGE_JA).format(batch_size=batch_size, pictures=pictures)
 
 
-def check_batch_size(batch_size, pictures):
-    """After the data is loaded: a batch can hold at most all the training pictures."""
+def check_batch_size(batch_size, pictures, validation=None):
+    """After the data is loaded: a batch can hold at most all the training pictures.
+
+    Where Keras runs on JAX with several devices (the global strategy), every batch of
+    the ``pictures`` training and ``validation`` pictures must also divide among them
+    (:func:`check_even_split`).
+    """
     if batch_size > pictures:
         raise ParameterError(batch_too_large(batch_size, pictures))
+    from .backends import global_replicas
+
+    counts = {"training": pictures, "validation": validation}
+    check_even_split(batch_size, {k: v for k, v in counts.items() if v}, global_replicas())
     return batch_size
+
+
+def check_even_split(batch_size, pictures, devices):
+    """Where JAX spreads each batch over ``devices``, every batch must divide among them.
+
+    ``pictures`` maps each split's name to its number of pictures. TensorFlow's strategies
+    share out an uneven last batch; JAX's ``DataParallel`` cannot, and would stop inside
+    ``fit``. So this says it first, with the sizes that would work.
+    """
+    from .backends import on_tensorflow
+
+    if devices <= 1 or on_tensorflow():
+        return
+    for split, count in pictures.items():
+        last = count % batch_size or batch_size
+        if last % devices:
+            raise ParameterError(
+                say(
+                    en=f"batch_size {batch_size} leaves a last {split} batch of {last} pictures, which "
+                    f"{devices} devices cannot share equally (JAX's DataParallel needs every batch to "
+                    f"divide by {devices}); choose a batch_size or subset that gives {count} pictures "
+                    f"batches divisible by {devices}, or strategy='default'",
+                    ja=f"batch_size {batch_size} では {split} の最後のバッチが {last} 枚になり、{devices} 台"
+                    f"のデバイスで等分できません(JAX の DataParallel では、どのバッチも {devices} で割り"
+                    f"切れる必要があります)。{count} 枚を {devices} で割り切れるバッチに分ける batch_size "
+                    "か subset を選ぶか、strategy='default' を指定してください",
+                )
+            )
 
 
 def check_recipe(recipe):

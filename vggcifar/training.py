@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from .backends import on_tensorflow, replicas, strategy_record, use_strategy  # noqa: F401  (03 imports strategy_record from here)
+from .backends import replicas, strategy_record, use_strategy  # noqa: F401  (03 imports strategy_record from here)
 from .curves import tensorboard_callback
 
 # split_validation, pixels_to_float, seed_everything, make_pipeline, strategy_record and
@@ -40,6 +40,7 @@ from .settings import (
     ParameterError,
     augments,
     batch_too_large,
+    check_even_split,
     check_params,
     recipe_of,
     run_params,
@@ -52,32 +53,6 @@ def compile_like_article(model):
     """The article's compile: Adam with its default settings, categorical cross-entropy, accuracy."""
     model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def check_even_split(batch_size, pictures, devices):
-    """Where JAX spreads each batch over ``devices``, every batch must divide among them.
-
-    ``pictures`` maps each split's name to its number of pictures. TensorFlow's strategies
-    share out an uneven last batch; JAX's ``DataParallel`` cannot, and would stop inside
-    ``fit``. So this says it first, with the sizes that would work.
-    """
-    if on_tensorflow() or devices <= 1:
-        return
-    for split, count in pictures.items():
-        last = count % batch_size or batch_size
-        if last % devices:
-            raise ParameterError(
-                say(
-                    en=f"batch_size {batch_size} leaves a last {split} batch of {last} pictures, which "
-                    f"{devices} devices cannot share equally (JAX's DataParallel needs every batch to "
-                    f"divide by {devices}); choose a batch_size or subset that gives {count} pictures "
-                    f"batches divisible by {devices}, or strategy='default'",
-                    ja=f"batch_size {batch_size} では {split} の最後のバッチが {last} 枚になり、{devices} 台"
-                    f"のデバイスで等分できません(JAX の DataParallel では、どのバッチも {devices} で割り"
-                    f"切れる必要があります)。{count} 枚を {devices} で割り切れるバッチに分ける batch_size "
-                    "か subset を選ぶか、strategy='default' を指定してください",
-                )
-            )
 
 
 def count_steps(dataset, params):
