@@ -86,7 +86,9 @@ def package_imports():
 def test_no_import_circles_and_settings_at_the_bottom():
     graph = package_imports()
     assert graph["language"] == set()  # the messages' language, under everything
-    assert graph["settings"] == {"language"} and graph["files"] == {"language"}
+    assert graph["backends"] == set()  # which Keras backend: under everything too
+    # settings asks backends only inside check_batch_size (how many devices share a batch)
+    assert graph["settings"] == {"language", "backends"} and graph["files"] == {"language"}
     assert "speed" not in graph["model"] and "training" not in graph["runs"]
 
     def visit(module, path):
