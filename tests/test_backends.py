@@ -69,7 +69,7 @@ def test_files_saved_on_this_backend_load_on_the_others_and_predict_the_same(tmp
     augment = make_augmenter(IMPROVED_RECIPE)
     pipeline = make_pipeline(dataset.x_train, dataset.y_train, 10, 10, shuffle=True, augment=augment)
     run = RunFolder(tmp_path / "run", {"epochs": 2})
-    model.fit(pipeline, epochs=2, initial_epoch=run.resume(model), callbacks=[run], verbose=0)
+    model.fit(pipeline, shuffle=False, epochs=2, initial_epoch=run.resume(model), callbacks=[run], verbose=0)
     files = save_article_files(model, tmp_path / "run")
     paths = {
         "model_keras": tmp_path / "run" / runs.MODEL,
@@ -230,7 +230,7 @@ def test_numpy_batches_train_a_model_on_this_backend():
     )
     model = build_vgg16(**NARROW)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(feed, epochs=2, verbose=0)
+    history = model.fit(feed, shuffle=False, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and feed.epoch >= 2  # a new order every epoch
 
 
