@@ -444,3 +444,10 @@ def test_the_environment_report_on_a_tpu_names_it_instead_of_asking_for_a_gpu(mo
     monkeypatch.setenv(VARIABLE, "ja")
     environment.environment_report()
     assert_japanese(capsys.readouterr().out.splitlines()[-1], "TPU", "8 cores")
+
+
+def test_a_batch_that_jax_devices_cannot_share_in_japanese(ja, monkeypatch):
+    monkeypatch.setattr(backends, "on_tensorflow", lambda: False)  # as on JAX with two devices
+    with pytest.raises(settings.ParameterError) as caught:
+        settings.check_even_split(7, {"training": 40}, 2)
+    assert_japanese(str(caught.value), "batch_size 7", "5 枚", "strategy='default'")

@@ -434,12 +434,12 @@ def check_even_split(batch_size, pictures, devices):
                 say(
                     en=f"batch_size {batch_size} leaves a last {split} batch of {last} pictures, which "
                     f"{devices} devices cannot share equally (JAX's DataParallel needs every batch to "
-                    f"divide by {devices}); choose a batch_size or subset that gives {count} pictures "
-                    f"batches divisible by {devices}, or strategy='default'",
+                    f"divide by {devices}); choose a batch_size (or a subset) whose last batch of the "
+                    f"{count} {split} pictures divides by {devices}, or strategy='default'",
                     ja=f"batch_size {batch_size} では {split} の最後のバッチが {last} 枚になり、{devices} 台"
                     f"のデバイスで等分できません(JAX の DataParallel では、どのバッチも {devices} で割り"
-                    f"切れる必要があります)。{count} 枚を {devices} で割り切れるバッチに分ける batch_size "
-                    "か subset を選ぶか、strategy='default' を指定してください",
+                    f"切れる必要があります)。{split} の {count} 枚の最後のバッチが {devices} で割り切れる "
+                    "batch_size(または subset)を選ぶか、strategy='default' を指定してください",
                 )
             )
 
